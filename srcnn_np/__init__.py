@@ -1,0 +1,23 @@
+"""srcnn_np: torch-free SRCNN super-resolution for astronomical images (NumPy + Numba)."""
+from .model import upscale, srcnn_forward, KernelWeights
+from .weights import FORMAT_VERSION, Weights, WeightsError, load_weights, save_weights
+
+__version__ = "0.1.0"
+
+
+def bicubic_upsample(img2d, scale: int):
+    """(H, W) float32 -> (scale*H, scale*W) float32, torch's bicubic with align_corners=False."""
+    from .model import bicubic
+
+    return bicubic(img2d, scale)
+
+
+def set_num_threads(n: int) -> None:
+    """Threads the Numba kernels use (default: all cores)."""
+    import numba
+
+    numba.set_num_threads(n)
+
+
+__all__ = ["upscale", "srcnn_forward", "bicubic_upsample", "load_weights", "save_weights",
+           "Weights", "KernelWeights", "WeightsError", "FORMAT_VERSION", "set_num_threads"]

@@ -1,0 +1,9 @@
+"""Numba compilation flags, defined once for every CPU kernel.
+
+fastmath: we allow reassociation and contraction (so reductions vectorize and multiply-adds fuse)
+but not 'nnan'/'ninf': NaN and inf must still propagate, the way torch's kernels do.
+"""
+FASTMATH = {"nsz", "arcp", "contract", "afn", "reassoc"}
+
+# Options for every @njit kernel: cached on disk so a fresh process does not recompile.
+JIT_OPTIONS = dict(cache=True, nogil=True, fastmath=FASTMATH, error_model="numpy")

@@ -1,0 +1,216 @@
+"""The weight contract: SRCNN weights in a versioned .npz file, read without unpickling.
+
+A weights file is an uncompressed or deflated .npz holding exactly these arrays:
+
+    magic           ()            int32   WEIGHTS_MAGIC, says "this is an srcnn_np weights file"
+    format_version  ()            int32   FORMAT_VERSION
+    scale           ()            int32   the upsampling factor the net was trained for (2, 3, 4)
+    meta            (n,)          uint8   UTF-8 JSON: what it was trained on, when, PSNR, ...
+    conv1.weight    (64, 1, 9, 9) float32 torch OIHW layout
+    conv1.bias      (64,)         float32
+    conv2.weight    (32, 64, 5, 5) float32
+    conv2.bias      (32,)         float32
+    conv3.weight    (1, 32, 5, 5) float32
+    conv3.bias      (1,)          float32
+
+Every array's header is read and checked (name, dtype, shape, size) before its data is read, so a
+tampered file can neither unpickle objects nor make us allocate what it claims.
+Write files with `save_weights` (numpy only) or `tools/convert_weights.py` (from torch).
+"""
+import io
+import json
+import os
+import tempfile
+import zipfile
+import zlib
+from dataclasses import dataclass, field
+from importlib import resources
+
+import numpy as np
+
+WEIGHTS_MAGIC = 0x53524E50  # "SRNP"
+# FORMAT_VERSION history:
+#   1: first release. OIHW float32 conv weights, int32 scale, uint8 JSON meta.
+FORMAT_VERSION = 1
+
+# name -> (shape, dtype) of every array a version-1 file holds; meta's length is free.
+CONV_SHAPES = {
+    "conv1.weight": (64, 1, 9, 9),
+    "conv1.bias": (64,),
+    "conv2.weight": (32, 64, 5, 5),
+    "conv2.bias": (32,),
+    "conv3.weight": (1, 32, 5, 5),
+    "conv3.bias": (1,),
+}
+SCALARS = ("magic", "format_version", "scale")
+MAX_META_BYTES = 64 * 1024
+SUPPORTED_SCALES = (2, 3, 4)
+MODELS = ("astro", "general")
+REGENERATE_HINT = "regenerate it with: python tools/convert_weights.py MODEL.pt OUT.npz"
+
+
+class WeightsError(ValueError):
+    """A weights file that is missing, malformed, or from another format version."""
+
+
+@dataclass(frozen=True)
+class Weights:
+    """Validated SRCNN weights, torch OIHW layout, float32."""
+
+    conv1_weight: np.ndarray  # (64, 1, 9, 9)
+    conv1_bias: np.ndarray  # (64,)
+    conv2_weight: np.ndarray  # (32, 64, 5, 5)
+    conv2_bias: np.ndarray  # (32,)
+    conv3_weight: np.ndarray  # (1, 32, 5, 5)
+    conv3_bias: np.ndarray  # (1,)
+    scale: int  # upsampling factor the net was trained for
+    meta: dict = field(default_factory=dict)  # provenance: data, epochs, wall time, PSNR
+    source: str = "<memory>"  # where it was loaded from, for messages
+
+    @classmethod
+    def from_arrays(cls, arrays: dict, scale: int, meta: dict | None = None, source="<memory>"):
+        """Build from a {'conv1.weight': array, ...} dict, checking shapes and finiteness."""
+        checked = {}
+        for name, shape in CONV_SHAPES.items():
+            if name not in arrays:
+                raise WeightsError(f"{source}: missing array {name!r}")
+            a = np.asarray(arrays[name])
+            if a.shape != shape:
+                raise WeightsError(f"{source}: {name} has shape {a.shape}, expected {shape}")
+            a = np.ascontiguousarray(a, dtype=np.float32)
+            if not np.isfinite(a).all():
+                raise WeightsError(f"{source}: {name} holds NaN or inf values")
+            checked[name.replace(".", "_")] = a
+        if scale not in SUPPORTED_SCALES:
+            raise WeightsError(f"{source}: scale {scale} is not one of {SUPPORTED_SCALES}")
+        return cls(**checked, scale=int(scale), meta=dict(meta or {}), source=source)
+
+    def arrays(self) -> dict:
+        """{'conv1.weight': (64, 1, 9, 9) float32, ...}: the contract's names and layout."""
+        return {name: getattr(self, name.replace(".", "_")) for name in CONV_SHAPES}
+
+
+def shipped_weights_path(scale: int = 2, model: str = "astro"):
+    """Path of the weights shipped inside the package for this scale and model."""
+    if model not in MODELS:
+        raise WeightsError(f"unknown model {model!r}: choose one of {', '.join(MODELS)}")
+    path = resources.files("srcnn_np") / "weights" / f"srcnn_x{scale}_{model}.npz"
+    if not path.is_file():
+        raise WeightsError(f"no shipped {model} weights for scale {scale} (looked for {path})")
+    return path
+
+
+def save_weights(path, arrays: dict, scale: int, meta: dict | None = None) -> None:
+    """Write a version-FORMAT_VERSION weights file atomically (temp file + rename)."""
+    w = Weights.from_arrays(arrays, scale, meta, source=str(path))
+    meta_bytes = json.dumps(w.meta, sort_keys=True).encode("utf-8")
+    if len(meta_bytes) > MAX_META_BYTES:
+        raise WeightsError(f"{path}: meta is {len(meta_bytes)} bytes, limit {MAX_META_BYTES}")
+    contents = {
+        "magic": np.int32(WEIGHTS_MAGIC),
+        "format_version": np.int32(FORMAT_VERSION),
+        "scale": np.int32(w.scale),
+        "meta": np.frombuffer(meta_bytes, dtype=np.uint8),
+        **w.arrays(),
+    }
+    directory = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=".npz")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            np.savez(f, **contents)
+        os.replace(tmp, path)
+    except BaseException:
+        os.unlink(tmp)
+        raise
+
+
+def _expected_header(name: str):
+    """(shape or None for 'any length', dtype) the contract allows for array `name`."""
+    if name in SCALARS:
+        return (), np.dtype("<i4")
+    if name == "meta":
+        return None, np.dtype("u1")
+    return CONV_SHAPES[name], np.dtype("<f4")
+
+
+def _read_member(zf: zipfile.ZipFile, info: zipfile.ZipInfo, source: str) -> np.ndarray:
+    """Read one .npy member after checking its header against the contract."""
+    name = info.filename[: -len(".npy")]
+    want_shape, want_dtype = _expected_header(name)
+    max_data = MAX_META_BYTES if want_shape is None else int(np.prod(want_shape)) * want_dtype.itemsize
+    if info.file_size > max_data + 4096:  # a .npy header is < 4 KiB; this also stops zip bombs
+        raise WeightsError(f"{source}: {name} claims {info.file_size} bytes, expected <= {max_data}")
+    with zf.open(info) as f:
+        try:
+            version = np.lib.format.read_magic(f)
+            if version == (1, 0):
+                shape, fortran, dtype = np.lib.format.read_array_header_1_0(f)
+            else:
+                shape, fortran, dtype = np.lib.format.read_array_header_2_0(f)
+        except ValueError as e:
+            raise WeightsError(f"{source}: {name} is not a valid .npy array ({e})") from None
+        if dtype.hasobject:
+            raise WeightsError(f"{source}: {name} holds Python objects; refusing to unpickle")
+        if dtype != want_dtype:
+            raise WeightsError(f"{source}: {name} has dtype {dtype}, expected {want_dtype}")
+        if want_shape is None:
+            if len(shape) != 1 or shape[0] > MAX_META_BYTES:
+                raise WeightsError(f"{source}: {name} must be a 1-D byte array of <= {MAX_META_BYTES}")
+        elif shape != want_shape:
+            raise WeightsError(f"{source}: {name} has shape {shape}, expected {want_shape}")
+        nbytes = int(np.prod(shape)) * dtype.itemsize
+        data = f.read(nbytes)
+    if len(data) != nbytes:
+        raise WeightsError(f"{source}: {name} is truncated ({len(data)} of {nbytes} bytes)")
+    a = np.frombuffer(data, dtype=dtype).reshape(shape, order="F" if fortran else "C")
+    return a
+
+
+def load_weights(path=None, scale: int = 2, model: str = "astro") -> Weights:
+    """Load and validate a weights file; path=None means the weights shipped for `scale`, `model`.
+
+    Raises WeightsError with a one-line reason for anything that breaks the contract.
+    """
+    if path is None:
+        path = shipped_weights_path(scale, model)
+    source = str(path)
+    try:
+        raw = path.read_bytes() if hasattr(path, "read_bytes") else open(path, "rb").read()
+    except OSError as e:
+        raise WeightsError(f"{source}: cannot read weights file ({e.strerror or e})") from None
+    try:
+        zf = zipfile.ZipFile(io.BytesIO(raw))
+    except zipfile.BadZipFile:
+        raise WeightsError(f"{source}: not a weights file (not an .npz archive)") from None
+    with zf:
+        infos = {i.filename[: -len(".npy")]: i for i in zf.infolist() if i.filename.endswith(".npy")}
+        names = set(infos)
+        expected = set(SCALARS) | {"meta"} | set(CONV_SHAPES)
+        if "magic" not in names or "format_version" not in names:
+            raise WeightsError(f"{source}: no magic/format_version: not an srcnn_np weights file; "
+                               + REGENERATE_HINT)
+        try:
+            header = {k: _read_member(zf, infos[k], source) for k in ("magic", "format_version")}
+            if int(header["magic"]) != WEIGHTS_MAGIC:
+                raise WeightsError(f"{source}: bad magic number: not an srcnn_np weights file")
+            version = int(header["format_version"])
+            if version != FORMAT_VERSION:
+                raise WeightsError(f"{source}: format_version {version}, this srcnn_np reads "
+                                   f"{FORMAT_VERSION}; " + REGENERATE_HINT)
+            if names != expected or len(zf.infolist()) != len(expected):
+                missing, extra = sorted(expected - names), sorted(names - expected)
+                raise WeightsError(f"{source}: missing arrays {missing}, unexpected {extra}")
+            arrays = {k: _read_member(zf, infos[k], source) for k in expected - set(header)}
+        except (zipfile.BadZipFile, EOFError, OSError, zlib.error) as e:
+            raise WeightsError(f"{source}: corrupt archive ({e})") from None
+    try:
+        meta = json.loads(arrays["meta"].tobytes().decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        raise WeightsError(f"{source}: meta is not UTF-8 JSON") from None
+    if not isinstance(meta, dict):
+        raise WeightsError(f"{source}: meta must be a JSON object")
+    file_scale = int(arrays["scale"])
+    if file_scale != scale:
+        raise WeightsError(f"{source}: weights are for scale {file_scale}, asked for scale {scale}")
+    return Weights.from_arrays(arrays, file_scale, meta, source=source)
+
