@@ -36,3 +36,10 @@ class SRCNN(nn.Module):
         conv2 = F.relu(self.conv2(conv1))
         out = self.conv3(conv2)
         return {"input": x, "upsampled": up, "conv1": conv1, "conv2": conv2, "output": out}
+
+
+def from_weights(weights, scale: int | None = None) -> SRCNN:
+    """An eval-mode SRCNN holding srcnn_np Weights (the .npz contract), for parity checks."""
+    model = SRCNN(scale or weights.scale)
+    model.load_state_dict({k: torch.from_numpy(v.copy()) for k, v in weights.arrays().items()})
+    return model.eval()

@@ -1,0 +1,205 @@
+"""Command line: `python -m srcnn_np upscale INPUT... -o OUTPUT` (also installed as `srcnn-np`).
+
+Exit status: 0 all done; 1 some inputs failed (each named on stderr, the rest were processed);
+2 the command itself is wrong (bad arguments, invalid weights, unusable device);
+130 interrupted (finished outputs are complete, no temp files are left).
+"""
+import argparse
+import os
+import sys
+import time
+from dataclasses import dataclass
+
+from .imageio import EXTENSIONS, FORMAT_EXTENSION, MAX_PIXELS_DEFAULT, ImageIOError, format_of, read_image, write_image
+from .progress import Progress
+from .weights import MODELS, SUPPORTED_SCALES, WeightsError
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+PROG = "srcnn-np"
+
+
+class UsageError(Exception):
+    """The command cannot run at all (exit status 2); the message is one line."""
+
+
+class Parser(argparse.ArgumentParser):
+    def error(self, message):  # one line instead of argparse's usage dump
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see --help)\n")
+
+
+@dataclass
+class Job:
+    source: str  # input file
+    target: str  # output file
+    fmt: str  # output format: "png", "jpeg" or "tiff"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = Parser(prog=PROG, description="Super-resolution for astronomical images with SRCNN, "
+               "torch-free (NumPy + Numba).")
+    sub = p.add_subparsers(dest="command", required=True, parser_class=Parser)
+    up = sub.add_parser(
+        "upscale", help="upscale images by 2, 3 or 4",
+        description="Upscale PNG (8/16-bit), JPEG and TIFF images, gray, RGB or RGBA. With one input file, "
+        "OUTPUT is the output file; with several inputs or a directory, OUTPUT is a directory and each "
+        "output is named after its input plus a suffix.",
+        epilog="example: python -m srcnn_np upscale galaxy.png -o galaxy_x2.png\n"
+        "         python -m srcnn_np upscale raw/ -o big/ --mode y --ext png\n"
+        "exit status: 0 ok, 1 some inputs failed, 2 bad command, 130 interrupted",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    up.add_argument("inputs", nargs="+", metavar="INPUT", help="image files or directories")
+    up.add_argument("-o", "--output", required=True, help="output file (one input) or directory")
+    up.add_argument("--scale", type=int, default=2, choices=SUPPORTED_SCALES, help="upscaling factor (default 2)")
+    up.add_argument("--weights", help="weights .npz (default: the shipped weights for --scale and --model)")
+    up.add_argument("--model", default="astro", choices=MODELS,
+                    help="shipped model: astro (fine-tuned on Hubble images, default) or general")
+    up.add_argument("--mode", default="rgb", choices=("rgb", "y"),
+                    help="rgb: every colour channel through the net (default); y: luminance only, ~3x faster")
+    up.add_argument("--suffix", help="added to output names in directory mode (default _x<scale>)")
+    up.add_argument("--ext", choices=("png", "tif", "jpg"), help="output format in directory mode (default: the input's)")
+    up.add_argument("--overwrite", action="store_true", help="replace existing outputs")
+    up.add_argument("--skip-existing", action="store_true", help="skip inputs whose output exists (resume a batch)")
+    up.add_argument("--threads", type=int, help="CPU threads (default: all cores)")
+    up.add_argument("--tile", type=int, help="tile side in output pixels, bounds memory (default: automatic)")
+    up.add_argument("--max-pixels", type=int, default=MAX_PIXELS_DEFAULT,
+                    help=f"refuse inputs larger than this many pixels (default {MAX_PIXELS_DEFAULT})")
+    up.add_argument("-q", "--quiet", action="store_true", help="no progress bar or per-file lines")
+    up.set_defaults(run=run_upscale)
+    return p
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.run(args)
+    except UsageError as e:
+        print(f"{PROG}: error: {e}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print(f"{PROG}: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+
+
+def configure_threads(threads: int | None) -> None:
+    import numba
+
+    if threads is None:
+        return
+    if not 1 <= threads <= numba.config.NUMBA_NUM_THREADS:
+        raise UsageError(f"--threads must be between 1 and {numba.config.NUMBA_NUM_THREADS}")
+    numba.set_num_threads(threads)
+
+
+def expand_inputs(inputs: list[str], failures: list[str]) -> list[str]:
+    """Files named, plus the image files directly inside each directory named (sorted)."""
+    files = []
+    for item in inputs:
+        if os.path.isdir(item):
+            try:
+                names = sorted(os.listdir(item))
+            except OSError as e:
+                failures.append(f"{item}: cannot list directory ({e.strerror})")
+                continue
+            files += [os.path.join(item, n) for n in names
+                      if format_of(n) and os.path.isfile(os.path.join(item, n))]
+        elif os.path.exists(item):
+            files.append(item)
+        else:
+            failures.append(f"{item}: no such file or directory")
+    return files
+
+
+def plan_jobs(args, failures: list[str]) -> list[Job]:
+    """Decide every output path and format; collisions and self-overwrites become failures."""
+    sources = expand_inputs(args.inputs, failures)
+    single = (len(args.inputs) == 1 and not os.path.isdir(args.inputs[0])
+              and not os.path.isdir(args.output) and not args.output.endswith(os.sep))
+    if single:
+        fmt = format_of(args.output)
+        if fmt is None:
+            raise UsageError(f"{args.output}: cannot tell the output format; end it with "
+                             f"{', '.join(sorted(EXTENSIONS))}")
+        jobs = [Job(s, args.output, fmt) for s in sources]
+    else:
+        try:
+            os.makedirs(args.output, exist_ok=True)
+        except OSError as e:
+            raise UsageError(f"{args.output}: cannot create output directory ({e.strerror})") from None
+        suffix = f"_x{args.scale}" if args.suffix is None else args.suffix
+        jobs = []
+        for s in sources:
+            stem, ext = os.path.splitext(os.path.basename(s))
+            fmt = {"png": "png", "tif": "tiff", "jpg": "jpeg"}[args.ext] if args.ext else format_of(s)
+            if fmt is None:
+                failures.append(f"{s}: unknown image extension {ext!r}")
+                continue
+            out_ext = ext if not args.ext and ext else FORMAT_EXTENSION[fmt]
+            jobs.append(Job(s, os.path.join(args.output, stem + suffix + out_ext), fmt))
+    planned, seen = [], {}
+    for job in jobs:
+        key = os.path.realpath(job.target)
+        if key in seen:
+            failures.append(f"{job.source}: output {job.target} would also be written for {seen[key]}")
+        elif os.path.realpath(job.source) == key:
+            failures.append(f"{job.source}: output would replace the input")
+        else:
+            seen[key] = job.source
+            planned.append(job)
+    return planned
+
+
+def run_upscale(args) -> int:
+    from .model import resolve_weights, upscale
+
+    configure_threads(args.threads)
+    if args.tile is not None and args.tile < 1:
+        raise UsageError("--tile must be a positive number of pixels")
+    try:
+        from .weights import load_weights
+
+        kw = resolve_weights(load_weights(args.weights, scale=args.scale, model=args.model))
+    except WeightsError as e:
+        raise UsageError(str(e)) from None
+    failures: list[str] = []
+    jobs = plan_jobs(args, failures)
+    bar = Progress(len(jobs), "upscale", enabled=False if args.quiet or len(jobs) < 2 else None)
+    done = skipped = 0
+    for job in jobs:
+        if os.path.lexists(job.target) and not args.overwrite:
+            if args.skip_existing:
+                skipped += 1
+            else:
+                failures.append(f"{job.target}: exists (use --overwrite to replace it, or --skip-existing)")
+            bar.update()
+            continue
+        started = time.monotonic()
+        try:
+            image = read_image(job.source, max_pixels=args.max_pixels)
+            result = upscale(image.pixels, kw, mode=args.mode, scale=args.scale, tile=args.tile)
+            write_image(job.target, result, job.fmt, image.bit_depth, overwrite=args.overwrite,
+                        icc_profile=image.icc_profile)
+        except (ImageIOError, ValueError, TypeError) as e:
+            failures.append(str(e) if str(e).startswith(job.source) or str(e).startswith(job.target)
+                            else f"{job.source}: {e}")
+        except MemoryError:
+            failures.append(f"{job.source}: out of memory (try a smaller --tile)")
+        else:
+            done += 1
+            if not args.quiet:
+                h, w = image.pixels.shape[:2]
+                print(f"{job.source} -> {job.target} ({w}x{h} -> {result.shape[1]}x{result.shape[0]}, "
+                      f"{time.monotonic() - started:.2f} s)")
+        bar.update()
+    bar.close()
+    if len(failures) == 1 and not done and not skipped:
+        print(f"{PROG}: error: {failures[0]}", file=sys.stderr)
+        return EXIT_FAILED
+    if failures:
+        print(f"{PROG}: {len(failures)} input(s) failed, {done} done"
+              + (f", {skipped} skipped" if skipped else "") + ":", file=sys.stderr)
+        for line in failures:
+            print(f"  {line}", file=sys.stderr)
+        return EXIT_FAILED
+    if not jobs and not skipped:
+        raise UsageError("no input images found")
+    return EXIT_OK

@@ -1,0 +1,31 @@
+"""A minimal progress bar on stderr, silent when stderr is not a terminal or when quiet."""
+import sys
+import time
+
+
+class Progress:
+    """Progress(total, label).update(n) draws `label [#####.....] k/total`; close() ends the line."""
+
+    def __init__(self, total: int, label: str, *, enabled: bool | None = None, stream=None):
+        self.stream = stream or sys.stderr
+        self.enabled = self.stream.isatty() if enabled is None else enabled
+        self.total, self.label, self.done = max(total, 1), label, 0
+        self.started = time.monotonic()
+        self._last_draw = 0.0
+
+    def update(self, n: int = 1) -> None:
+        self.done = min(self.done + n, self.total)
+        now = time.monotonic()
+        if self.enabled and (now - self._last_draw > 0.1 or self.done == self.total):
+            self._last_draw = now
+            width = 30
+            filled = int(width * self.done / self.total)
+            elapsed = now - self.started
+            self.stream.write(f"\r{self.label} [{'#' * filled}{'.' * (width - filled)}] "
+                              f"{self.done}/{self.total} {elapsed:.1f}s")
+            self.stream.flush()
+
+    def close(self) -> None:
+        if self.enabled:
+            self.stream.write("\n")
+            self.stream.flush()

@@ -1,0 +1,43 @@
+import numpy as np
+import pytest
+
+from srcnn_np.weights import CONV_SHAPES, Weights
+
+# The parity tolerance between torch and srcnn_np, float32 end to end (issue 2).
+PARITY_TOL = 1e-4
+BICUBIC_TOL = 1e-5
+
+
+def random_weights(seed: int = 0, scale: int = 2) -> Weights:
+    """Weights drawn like torch's default Conv2d init (uniform, +-1/sqrt(fan_in)), fixed seed."""
+    rng = np.random.default_rng(seed)
+    arrays = {}
+    for name, shape in CONV_SHAPES.items():
+        fan_in = int(np.prod(CONV_SHAPES[name.replace("bias", "weight")][1:]))
+        bound = 1.0 / np.sqrt(fan_in)
+        arrays[name] = rng.uniform(-bound, bound, shape).astype(np.float32)
+    return Weights.from_arrays(arrays, scale, {"note": f"random, seed {seed}"})
+
+
+@pytest.fixture
+def weights():
+    return random_weights(0)
+
+
+@pytest.fixture(scope="session")
+def hubble_gray():
+    """scikit-image's Hubble Deep Field, as (H, W) float32 gray in [0, 1]."""
+    from skimage import data
+
+    rgb = data.hubble_deep_field().astype(np.float32) / 255
+    return rgb @ np.array([0.299, 0.587, 0.114], dtype=np.float32)
+
+
+def pytest_terminal_summary(terminalreporter):
+    """Print the worst differences the parity checks saw (the numbers a resolving note quotes)."""
+    from .checks import WORST_ERRORS
+
+    if WORST_ERRORS:
+        terminalreporter.section("worst differences seen")
+        for key, value in sorted(WORST_ERRORS.items()):
+            terminalreporter.write_line(f"{key}: {value:.3e}")

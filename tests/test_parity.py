@@ -1,0 +1,93 @@
+"""srcnn_np against the torch reference: stage by stage, on random and real images.
+
+Tolerances (float32 end to end): bicubic <= 1e-5, every network stage and the output <= 1e-4.
+"""
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+import srcnn_np
+from reference.debug_state import debug_state
+from reference.model import from_weights
+from srcnn_np.model import KernelWeights, forward_stages
+from srcnn_np.weights import load_weights
+
+from .checks import assert_close
+from .conftest import BICUBIC_TOL, PARITY_TOL, random_weights
+
+SIZES = [(1, 1), (1, 9), (9, 1), (7, 13), (64, 64), (129, 257)]
+
+
+def nchw_to_hwc(a: np.ndarray) -> np.ndarray:
+    """(1, C, H, W) -> (H, W, C), or (H, W) when C == 1."""
+    hwc = a[0].transpose(1, 2, 0)
+    return hwc[:, :, 0] if hwc.shape[2] == 1 else hwc
+
+
+def check_against_debug_state(weights, image):
+    state = debug_state(weights, image)
+    mine = forward_stages(image, KernelWeights.from_weights(weights))
+    for stage in ("upsampled", "conv1", "conv2", "output"):
+        tol = BICUBIC_TOL if stage == "upsampled" else PARITY_TOL
+        assert_close(f"{stage} {image.shape}", mine[stage], nchw_to_hwc(state[stage]), tol,
+                     key=f"parity {stage}")
+
+
+@pytest.mark.parametrize("shape", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
+def test_random_weights_random_image(shape):
+    image = np.random.default_rng(sum(shape)).random(shape, dtype=np.float32)
+    check_against_debug_state(random_weights(1), image)
+
+
+@pytest.mark.parametrize("shape", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
+def test_shipped_weights_random_image(shape):
+    image = np.random.default_rng(7 + sum(shape)).random(shape, dtype=np.float32)
+    check_against_debug_state(load_weights(), image)
+
+
+@pytest.mark.parametrize("which", ["random", "shipped"])
+def test_hubble_deep_field_crop(hubble_gray, which):
+    weights = random_weights(2) if which == "random" else load_weights()
+    check_against_debug_state(weights, hubble_gray[100:197, 300:411])
+
+
+@pytest.mark.parametrize("scale", [2, 3, 4])
+@pytest.mark.parametrize("shape", [(1, 1), (1, 6), (5, 1), (2, 3), (17, 31), (64, 65)])
+def test_bicubic_matches_torch(scale, shape):
+    image = np.random.default_rng(scale * 100 + shape[1]).random(shape, dtype=np.float32)
+    want = F.interpolate(torch.from_numpy(image)[None, None], scale_factor=scale, mode="bicubic",
+                         align_corners=False)[0, 0].numpy()
+    assert_close(f"bicubic x{scale} {shape}", srcnn_np.bicubic_upsample(image, scale), want, BICUBIC_TOL,
+                 key="parity bicubic_upsample")
+
+
+@pytest.mark.parametrize("scale", [3, 4])
+def test_network_other_scales(scale):
+    image = np.random.default_rng(scale).random((11, 14), dtype=np.float32)
+    check_against_debug_state(random_weights(3, scale=scale), image)
+
+
+@pytest.mark.parametrize("mode", ["rgb", "y"])
+def test_upscale_rgb_image_against_torch_per_channel(mode):
+    """upscale() on an RGB uint8 image == torch run channel by channel (rgb) or on Y (y), clipped."""
+    from srcnn_np.color import rgb_to_ycbcr, ycbcr_to_rgb
+
+    from skimage import data
+
+    rgb8 = data.hubble_deep_field()[200:263, 50:101]
+    weights = random_weights(4)
+    model = from_weights(weights)
+    x = rgb8.astype(np.float32) / 255
+    planes = rgb_to_ycbcr(x) if mode == "y" else x
+    with torch.no_grad():
+        t = torch.from_numpy(np.ascontiguousarray(planes.transpose(2, 0, 1)))[:, None]
+        net = model(t)[:, 0].numpy().transpose(1, 2, 0)
+        if mode == "y":
+            chroma = model.upsample(t)[:, 0].numpy().transpose(1, 2, 0)
+            net = ycbcr_to_rgb(np.concatenate([net[:, :, :1], chroma[:, :, 1:]], axis=2))
+    want = np.clip(net, 0, 1)
+    got = srcnn_np.upscale(rgb8, weights, mode=mode)
+    assert got.dtype == np.float32 and got.shape == (126, 102, 3)
+    assert_close(f"upscale mode={mode}", got, want, PARITY_TOL, key=f"parity upscale mode={mode}")
+
