@@ -65,6 +65,14 @@ def build_parser() -> argparse.ArgumentParser:
                     help=f"refuse inputs larger than this many pixels (default {MAX_PIXELS_DEFAULT})")
     up.add_argument("-q", "--quiet", action="store_true", help="no progress bar or per-file lines")
     up.set_defaults(run=run_upscale)
+    from . import evaluate
+
+    ev = sub.add_parser("evaluate", help="PSNR/SSIM of the model vs bicubic on ground-truth images",
+                        description="Downscale each ground truth (bicubic, antialiased), upscale it back with "
+                        "bicubic and with the model, and score both on the Y channel (PSNR, SSIM, "
+                        "scale-pixel border crop).")
+    evaluate.add_arguments(ev)
+    ev.set_defaults(run=evaluate.run)
     return p
 
 
@@ -91,7 +99,8 @@ def configure_threads(threads: int | None) -> None:
 
 
 def expand_inputs(inputs: list[str], failures: list[str]) -> list[str]:
-    """Files named, plus the image files directly inside each directory named (sorted)."""
+    """Files named, plus the entries with an image extension directly inside each directory named
+    (sorted), except subdirectories."""
     files = []
     for item in inputs:
         if os.path.isdir(item):
@@ -100,9 +109,10 @@ def expand_inputs(inputs: list[str], failures: list[str]) -> list[str]:
             except OSError as e:
                 failures.append(f"{item}: cannot list directory ({e.strerror})")
                 continue
+            # not only regular files: a pipe or a dangling or looping link is reported, not skipped
             files += [os.path.join(item, n) for n in names
-                      if format_of(n) and os.path.isfile(os.path.join(item, n))]
-        elif os.path.exists(item):
+                      if format_of(n) and not os.path.isdir(os.path.join(item, n))]
+        elif os.path.lexists(item):
             files.append(item)
         else:
             failures.append(f"{item}: no such file or directory")
@@ -178,7 +188,7 @@ def run_upscale(args) -> int:
             result = upscale(image.pixels, kw, mode=args.mode, scale=args.scale, tile=args.tile)
             write_image(job.target, result, job.fmt, image.bit_depth, overwrite=args.overwrite,
                         icc_profile=image.icc_profile)
-        except (ImageIOError, ValueError, TypeError) as e:
+        except (ImageIOError, ValueError) as e:
             failures.append(str(e) if str(e).startswith(job.source) or str(e).startswith(job.target)
                             else f"{job.source}: {e}")
         except MemoryError:
