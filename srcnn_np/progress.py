@@ -8,7 +8,8 @@ class Progress:
 
     def __init__(self, total: int, label: str, *, enabled: bool | None = None, stream=None):
         self.stream = stream or sys.stderr
-        self.enabled = self.stream.isatty() if enabled is None else enabled
+        # no stream when stderr is closed (`2>&-`): nothing to draw on
+        self.enabled = self.stream is not None and (self.stream.isatty() if enabled is None else enabled)
         self.total, self.label, self.done = max(total, 1), label, 0
         self.started = time.monotonic()
         self._last_draw = 0.0

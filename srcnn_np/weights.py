@@ -20,6 +20,7 @@ Write files with `save_weights` (numpy only) or `tools/convert_weights.py` (from
 import io
 import json
 import os
+import stat
 import tempfile
 import zipfile
 import zlib
@@ -44,6 +45,7 @@ CONV_SHAPES = {
 }
 SCALARS = ("magic", "format_version", "scale")
 MAX_META_BYTES = 64 * 1024
+MAX_FILE_BYTES = 1 << 20  # a version-1 file is ~230 KiB plus meta
 SUPPORTED_SCALES = (2, 3, 4)
 MODELS = ("astro", "general")
 REGENERATE_HINT = "regenerate it with: python tools/convert_weights.py MODEL.pt OUT.npz"
@@ -166,6 +168,21 @@ def _read_member(zf: zipfile.ZipFile, info: zipfile.ZipInfo, source: str) -> np.
     return a
 
 
+def _read_capped(path, source: str) -> bytes:
+    """The bytes of a regular file of at most MAX_FILE_BYTES, checked before reading anything
+    (a pipe or /dev/zero would block or never end; a huge file would be read whole)."""
+    if hasattr(path, "read_bytes") and not isinstance(path, os.PathLike):  # a packaged resource
+        return path.read_bytes()
+    info = os.stat(path)
+    if not stat.S_ISREG(info.st_mode):
+        raise WeightsError(f"{source}: not a regular file")
+    if info.st_size > MAX_FILE_BYTES:
+        raise WeightsError(f"{source}: {info.st_size} bytes, too big for a weights file "
+                           f"(<= {MAX_FILE_BYTES})")
+    with open(path, "rb") as f:
+        return f.read(MAX_FILE_BYTES + 1)
+
+
 def load_weights(path=None, scale: int = 2, model: str = "astro") -> Weights:
     """Load and validate a weights file; path=None means the weights shipped for `scale`, `model`.
 
@@ -175,7 +192,7 @@ def load_weights(path=None, scale: int = 2, model: str = "astro") -> Weights:
         path = shipped_weights_path(scale, model)
     source = str(path)
     try:
-        raw = path.read_bytes() if hasattr(path, "read_bytes") else open(path, "rb").read()
+        raw = _read_capped(path, source)
     except OSError as e:
         raise WeightsError(f"{source}: cannot read weights file ({e.strerror or e})") from None
     try:
@@ -203,6 +220,8 @@ def load_weights(path=None, scale: int = 2, model: str = "astro") -> Weights:
             arrays = {k: _read_member(zf, infos[k], source) for k in expected - set(header)}
         except (zipfile.BadZipFile, EOFError, OSError, zlib.error) as e:
             raise WeightsError(f"{source}: corrupt archive ({e})") from None
+        except (RuntimeError, NotImplementedError) as e:  # zipfile: encrypted, unknown compression
+            raise WeightsError(f"{source}: unsupported archive ({e})") from None
     try:
         meta = json.loads(arrays["meta"].tobytes().decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError):
