@@ -45,6 +45,7 @@ def build_parser() -> argparse.ArgumentParser:
         "output is named after its input plus a suffix.",
         epilog="example: python -m srcnn_np upscale galaxy.png -o galaxy_x2.png\n"
         "         python -m srcnn_np upscale raw/ -o big/ --mode y --ext png\n"
+        "         python -m srcnn_np upscale big.fits -o big_x2.zarr   (out of core, srcnn_np[dask])\n"
         "exit status: 0 ok, 1 some inputs failed, 2 bad command, 130 interrupted",
         formatter_class=argparse.RawDescriptionHelpFormatter)
     up.add_argument("inputs", nargs="+", metavar="INPUT", help="image files or directories")
@@ -63,6 +64,9 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--tile", type=int, help="tile side in output pixels, bounds memory (default: automatic)")
     up.add_argument("--max-pixels", type=int, default=MAX_PIXELS_DEFAULT,
                     help=f"refuse inputs larger than this many pixels (default {MAX_PIXELS_DEFAULT})")
+    up.add_argument("--scheduler", metavar="tcp://HOST:PORT",
+                    help="run on this dask.distributed scheduler's cluster (pip install \"srcnn_np[dask]\"); "
+                    "inputs and outputs must be on a filesystem the workers share")
     up.add_argument("-q", "--quiet", action="store_true", help="no progress bar or per-file lines")
     up.set_defaults(run=run_upscale)
     from . import evaluate
@@ -132,7 +136,8 @@ def plan_jobs(args, failures: list[str]) -> list[Job]:
         jobs = [Job(s, args.output, fmt) for s in sources]
     else:
         try:
-            os.makedirs(args.output, exist_ok=True)
+            if sources:  # nothing to write, nothing created
+                os.makedirs(args.output, exist_ok=True)
         except OSError as e:
             raise UsageError(f"{args.output}: cannot create output directory ({e.strerror})") from None
         suffix = f"_x{args.scale}" if args.suffix is None else args.suffix
@@ -158,8 +163,98 @@ def plan_jobs(args, failures: list[str]) -> list[Job]:
     return planned
 
 
+def connect_scheduler(address: str):
+    """A dask.distributed Client for --scheduler; UsageError (one line) when that fails."""
+    from .dask import connect
+
+    try:
+        return connect(address)
+    except (ImportError, OSError) as e:
+        raise UsageError(f"--scheduler: {e}") from None
+
+
+def upscale_job(job: Job, kw, args) -> tuple[bool, str]:
+    """Read, upscale and write one job: (True, summary line) or (False, failure line).
+
+    Runs in this process or as a task on a --scheduler cluster's worker.
+    """
+    from .model import upscale
+
+    started = time.monotonic()
+    try:
+        image = read_image(job.source, max_pixels=args.max_pixels)
+        result = upscale(image.pixels, kw, mode=args.mode, scale=args.scale, tile=args.tile)
+        write_image(job.target, result, job.fmt, image.bit_depth, overwrite=args.overwrite,
+                    icc_profile=image.icc_profile)
+    except (ImageIOError, ValueError) as e:
+        return False, (str(e) if str(e).startswith(job.source) or str(e).startswith(job.target)
+                       else f"{job.source}: {e}")
+    except MemoryError:
+        return False, f"{job.source}: out of memory (try a smaller --tile)"
+    except Exception as e:  # noqa: BLE001 - a bug fails this file, not the rest of the batch
+        reason = str(e).strip().splitlines()[0] if str(e).strip() else ""
+        return False, f"{job.source}: internal error ({type(e).__name__}: {reason}); please report it"
+    h, w = image.pixels.shape[:2]
+    return True, (f"{job.source} -> {job.target} ({w}x{h} -> {result.shape[1]}x{result.shape[0]}, "
+                  f"{time.monotonic() - started:.2f} s)")
+
+
+def run_jobs(jobs: list[Job], kw, args):
+    """Yield (ok, line) per job (see upscale_job): here in order, or with --scheduler on the
+    cluster, one task per job, as they finish."""
+    if not args.scheduler:
+        for job in jobs:
+            yield upscale_job(job, kw, args)
+        return
+    from .dask import run_on_cluster
+
+    with connect_scheduler(args.scheduler) as client:
+        for job, outcome, error in run_on_cluster(client, upscale_job, jobs, kw, args):
+            yield outcome if error is None else (False, f"{job.source}: failed on the cluster ({error})")
+
+
+def uses_zarr(args) -> bool:
+    """True when an input or the output is a .zarr array: the out-of-core path."""
+    from .dask import is_zarr
+
+    return any(is_zarr(p) for p in [args.output, *args.inputs])
+
+
+def run_out_of_core(args, kw) -> int:
+    """`upscale IN.fits|IN.zarr -o OUT.zarr` (or IN.zarr -o OUT.fits): one science plane through
+    srcnn_np.dask chunk by chunk, here or on the --scheduler cluster."""
+    from .dask import DaskIOError, upscale_file
+    from .fits_io import FitsError
+
+    if len(args.inputs) != 1:
+        raise UsageError("with a .zarr input or output give exactly one input: a FITS file or a .zarr array")
+    source = args.inputs[0]
+    if os.path.lexists(args.output) and args.skip_existing and not args.overwrite:
+        return EXIT_OK
+    client = connect_scheduler(args.scheduler) if args.scheduler else None
+    started = time.monotonic()
+    try:
+        shape, out_shape = upscale_file(source, args.output, kw, scale=args.scale, tile=args.tile,
+                                        overwrite=args.overwrite, client=client, progress=not args.quiet)
+    except (DaskIOError, FitsError) as e:
+        print(f"{PROG}: error: {e}", file=sys.stderr)
+        return EXIT_FAILED
+    except MemoryError:
+        print(f"{PROG}: error: {source}: out of memory (try a smaller --tile)", file=sys.stderr)
+        return EXIT_FAILED
+    except ImportError as e:
+        raise UsageError(str(e)) from None
+    finally:
+        if client is not None:
+            client.close()
+    if not args.quiet:
+        print(f"{source} -> {args.output} ({shape[1]}x{shape[0]} -> {out_shape[1]}x{out_shape[0]}, "
+              f"{time.monotonic() - started:.2f} s)", flush=True)
+    return EXIT_OK
+
+
 def run_upscale(args) -> int:
-    from .model import resolve_weights, upscale
+    from .model import resolve_weights
 
     configure_threads(args.threads)
     if args.tile is not None and args.tile < 1:
@@ -170,10 +265,13 @@ def run_upscale(args) -> int:
         kw = resolve_weights(load_weights(args.weights, scale=args.scale, model=args.model))
     except WeightsError as e:
         raise UsageError(str(e)) from None
+    if uses_zarr(args):
+        return run_out_of_core(args, kw)
     failures: list[str] = []
     jobs = plan_jobs(args, failures)
     bar = Progress(len(jobs), "upscale", enabled=False if args.quiet or len(jobs) < 2 else None)
     done = skipped = 0
+    todo = []
     for job in jobs:
         if os.path.lexists(job.target) and not args.overwrite:
             if args.skip_existing:
@@ -181,24 +279,19 @@ def run_upscale(args) -> int:
             else:
                 failures.append(f"{job.target}: exists (use --overwrite to replace it, or --skip-existing)")
             bar.update()
-            continue
-        started = time.monotonic()
-        try:
-            image = read_image(job.source, max_pixels=args.max_pixels)
-            result = upscale(image.pixels, kw, mode=args.mode, scale=args.scale, tile=args.tile)
-            write_image(job.target, result, job.fmt, image.bit_depth, overwrite=args.overwrite,
-                        icc_profile=image.icc_profile)
-        except (ImageIOError, ValueError) as e:
-            failures.append(str(e) if str(e).startswith(job.source) or str(e).startswith(job.target)
-                            else f"{job.source}: {e}")
-        except MemoryError:
-            failures.append(f"{job.source}: out of memory (try a smaller --tile)")
+        else:
+            todo.append(job)
+    for ok, line in run_jobs(todo, kw, args):
+        if not ok:
+            failures.append(line)
         else:
             done += 1
             if not args.quiet:
-                h, w = image.pixels.shape[:2]
-                print(f"{job.source} -> {job.target} ({w}x{h} -> {result.shape[1]}x{result.shape[0]}, "
-                      f"{time.monotonic() - started:.2f} s)")
+                try:
+                    print(line, flush=True)
+                except BrokenPipeError:  # stdout's reader left (`| head`): finish the batch silently
+                    os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+                    args.quiet = True
         bar.update()
     bar.close()
     if len(failures) == 1 and not done and not skipped:
