@@ -16,6 +16,9 @@ from .weights import MODELS, SUPPORTED_SCALES, WeightsError
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 PROG = "srcnn-np"
+FITS_EXTENSIONS = (".fits", ".fit", ".fts")
+EXT_FORMATS = {"png": "png", "tif": "tiff", "jpg": "jpeg", "fits": "fits"}  # --ext -> format
+OUTPUT_EXTENSION = {**FORMAT_EXTENSION, "fits": ".fits"}  # format -> extension of a new output
 
 
 class UsageError(Exception):
@@ -31,7 +34,12 @@ class Parser(argparse.ArgumentParser):
 class Job:
     source: str  # input file
     target: str  # output file
-    fmt: str  # output format: "png", "jpeg" or "tiff"
+    fmt: str  # output format: "png", "jpeg", "tiff" or "fits"
+
+
+def job_format(path) -> str | None:
+    """"fits" for FITS file names, else the image format of the name (see imageio), else None."""
+    return "fits" if str(path).lower().endswith(FITS_EXTENSIONS) else format_of(path)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -57,7 +65,7 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--mode", default="rgb", choices=("rgb", "y"),
                     help="rgb: every colour channel through the net (default); y: luminance only, ~3x faster")
     up.add_argument("--suffix", help="added to output names in directory mode (default _x<scale>)")
-    up.add_argument("--ext", choices=("png", "tif", "jpg"), help="output format in directory mode (default: the input's)")
+    up.add_argument("--ext", choices=tuple(EXT_FORMATS), help="output format in directory mode (default: the input's)")
     up.add_argument("--overwrite", action="store_true", help="replace existing outputs")
     up.add_argument("--skip-existing", action="store_true", help="skip inputs whose output exists (resume a batch)")
     up.add_argument("--threads", type=int, help="CPU threads (default: all cores)")
@@ -67,6 +75,15 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--scheduler", metavar="tcp://HOST:PORT",
                     help="run on this dask.distributed scheduler's cluster (pip install \"srcnn_np[dask]\"); "
                     "inputs and outputs must be on a filesystem the workers share")
+    fits = up.add_argument_group("FITS (pip install \"srcnn_np[fits]\")")
+    fits.add_argument("--hdu", help="HDU to upscale: index or EXTNAME (default: the first image HDU)")
+    fits.add_argument("--conserve-flux", action="store_true",
+                      help="shift each s x s output block so it averages (or sums) to its input pixel")
+    fits.add_argument("--flux-units", default="surface", choices=("surface", "total"),
+                      help="surface: pixel values are surface brightness (default); total: flux per pixel, "
+                      "so each output block sums to its input pixel")
+    fits.add_argument("--stretch", default="linear", choices=("linear", "asinh"),
+                      help="how each plane's finite range is mapped into the network's [0, 1] (default linear)")
     up.add_argument("-q", "--quiet", action="store_true", help="no progress bar or per-file lines")
     up.set_defaults(run=run_upscale)
     from . import evaluate
@@ -115,7 +132,7 @@ def expand_inputs(inputs: list[str], failures: list[str]) -> list[str]:
                 continue
             # not only regular files: a pipe or a dangling or looping link is reported, not skipped
             files += [os.path.join(item, n) for n in names
-                      if format_of(n) and not os.path.isdir(os.path.join(item, n))]
+                      if job_format(n) and not os.path.isdir(os.path.join(item, n))]
         elif os.path.lexists(item):
             files.append(item)
         else:
@@ -129,10 +146,10 @@ def plan_jobs(args, failures: list[str]) -> list[Job]:
     single = (len(args.inputs) == 1 and not os.path.isdir(args.inputs[0])
               and not os.path.isdir(args.output) and not args.output.endswith(os.sep))
     if single:
-        fmt = format_of(args.output)
+        fmt = job_format(args.output)
         if fmt is None:
             raise UsageError(f"{args.output}: cannot tell the output format; end it with "
-                             f"{', '.join(sorted(EXTENSIONS))}")
+                             f"{', '.join(sorted(EXTENSIONS) + list(FITS_EXTENSIONS))}")
         jobs = [Job(s, args.output, fmt) for s in sources]
     else:
         try:
@@ -144,11 +161,11 @@ def plan_jobs(args, failures: list[str]) -> list[Job]:
         jobs = []
         for s in sources:
             stem, ext = os.path.splitext(os.path.basename(s))
-            fmt = {"png": "png", "tif": "tiff", "jpg": "jpeg"}[args.ext] if args.ext else format_of(s)
+            fmt = EXT_FORMATS[args.ext] if args.ext else job_format(s)
             if fmt is None:
                 failures.append(f"{s}: unknown image extension {ext!r}")
                 continue
-            out_ext = ext if not args.ext and ext else FORMAT_EXTENSION[fmt]
+            out_ext = ext if not args.ext and ext else OUTPUT_EXTENSION[fmt]
             jobs.append(Job(s, os.path.join(args.output, stem + suffix + out_ext), fmt))
     planned, seen = [], {}
     for job in jobs:
@@ -180,6 +197,10 @@ def upscale_job(job: Job, kw, args) -> tuple[bool, str]:
     """
     from .model import upscale
 
+    if (job.fmt == "fits") != (job_format(job.source) == "fits"):
+        return False, f"{job.source}: FITS converts only to FITS, and images only to images (output {job.target})"
+    if job.fmt == "fits":
+        return upscale_fits_job(job, kw, args)
     started = time.monotonic()
     try:
         image = read_image(job.source, max_pixels=args.max_pixels)
@@ -197,6 +218,26 @@ def upscale_job(job: Job, kw, args) -> tuple[bool, str]:
     h, w = image.pixels.shape[:2]
     return True, (f"{job.source} -> {job.target} ({w}x{h} -> {result.shape[1]}x{result.shape[0]}, "
                   f"{time.monotonic() - started:.2f} s)")
+
+
+def upscale_fits_job(job: Job, kw, args) -> tuple[bool, str]:
+    """upscale_job for a FITS file: science data, header and WCS through srcnn_np.fits_io."""
+    from .model import upscale
+
+    started = time.monotonic()
+    try:
+        from .fits_io import FitsError, upscale_fits
+
+        result = upscale_fits(job.source, job.target, lambda plane: upscale(plane, kw, scale=args.scale, tile=args.tile),
+                              args.scale, method=f"SRCNN weights {args.weights or f'shipped {args.model}'}",
+                              hdu=args.hdu, conserve_flux=args.conserve_flux, flux_units=args.flux_units,
+                              stretch=args.stretch, overwrite=args.overwrite)
+    except ImportError as e:
+        return False, f"{job.source}: {e}"
+    except FitsError as e:
+        return False, str(e)
+    shape = result.data.shape
+    return True, f"{job.source} -> {job.target} ({'x'.join(map(str, shape[::-1]))} FITS, {time.monotonic() - started:.2f} s)"
 
 
 def run_jobs(jobs: list[Job], kw, args):

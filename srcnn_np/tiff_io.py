@@ -1,0 +1,77 @@
+"""16-bit and float TIFF through tifffile (optional extra: ``pip install "srcnn_np[tiff]"``).
+
+Pillow reads and writes 8-bit TIFF and 16-bit gray; it cannot keep 16-bit colour or float32
+samples, which these functions handle. tifffile is imported inside the functions.
+
+Arrays: (H, W) gray, or (H, W, C) with C = 2 (gray + alpha), 3 (RGB), 4 (RGBA); samples uint8,
+uint16 or float32, native byte order. Float samples are taken as stored (no range is implied).
+"""
+import numpy as np
+
+TIFFFILE_HINT = 'TIFF with 16-bit colour or float samples needs tifffile: pip install "srcnn_np[tiff]"'
+SAMPLE_DTYPES = (np.dtype(np.uint8), np.dtype(np.uint16), np.dtype(np.float32))
+UNASSOCIATED_ALPHA = "unassalpha"  # TIFF ExtraSamples = 2
+
+
+class TiffError(ValueError):
+    """A TIFF whose layout or sample type srcnn_np does not handle; one line, without the path
+    (callers name the file)."""
+
+
+def _tifffile():
+    try:
+        import tifffile
+    except ImportError:
+        raise ImportError(TIFFFILE_HINT) from None
+    return tifffile
+
+
+def read_tiff(path) -> np.ndarray:
+    """The first image of a TIFF file -> (H, W) or (H, W, C) uint8 | uint16 | float32.
+
+    Planar (C, H, W) storage is returned as (H, W, C); float16/float64 samples become float32.
+    Raises TiffError for other sample types (signed or 32-bit integers, ...) or layouts.
+    """
+    tifffile = _tifffile()
+    with tifffile.TiffFile(path) as tif:
+        page = tif.pages.first
+        pixels = page.asarray()
+        axes = page.axes
+    if axes.startswith("S") and pixels.ndim == 3:  # planar configuration "separate"
+        pixels = np.moveaxis(pixels, 0, -1)
+        axes = axes[1:] + "S"
+    if axes not in ("YX", "YXS") or pixels.ndim != len(axes):
+        raise TiffError(f"unsupported TIFF layout (axes {axes}, shape {pixels.shape})")
+    if pixels.ndim == 3 and not 1 <= pixels.shape[2] <= 4:
+        raise TiffError(f"unsupported TIFF with {pixels.shape[2]} samples per pixel (1 to 4 handled)")
+    if pixels.dtype.kind == "f":
+        pixels = pixels.astype(np.float32)
+    if pixels.dtype.newbyteorder("=") not in SAMPLE_DTYPES:
+        raise TiffError(f"unsupported TIFF sample type {pixels.dtype} (use uint8, uint16 or float32)")
+    return np.ascontiguousarray(pixels, dtype=pixels.dtype.newbyteorder("="))
+
+
+def write_tiff(path_or_fileobj, pixels: np.ndarray) -> None:
+    """Write (H, W) or (H, W, C) uint8 | uint16 | float32 pixels as a deflate-compressed TIFF.
+
+    C = 2 is gray + alpha, 3 RGB, 4 RGBA; alpha is tagged as unassociated (ExtraSamples = 2).
+    float64 is written as float32. Writes to a path or an open, seekable binary file as given
+    (atomic placement is the caller's job, see srcnn_np.imageio.write_image).
+    """
+    tifffile = _tifffile()
+    a = np.asarray(pixels)
+    if a.dtype == np.float64:
+        a = a.astype(np.float32)
+    if a.dtype not in SAMPLE_DTYPES:
+        raise TiffError(f"cannot write {a.dtype} samples to TIFF (use uint8, uint16 or float32)")
+    if a.ndim == 3 and a.shape[2] == 1:
+        a = a[:, :, 0]
+    if a.ndim not in (2, 3) or (a.ndim == 3 and a.shape[2] not in (2, 3, 4)):
+        raise TiffError(f"cannot write an array of shape {a.shape} to TIFF: use (H, W) or (H, W, C), C <= 4")
+    channels = 1 if a.ndim == 2 else a.shape[2]
+    options = {"photometric": "rgb" if channels >= 3 else "minisblack", "compression": "zlib"}
+    if a.ndim == 3:
+        options["planarconfig"] = "contig"
+    if channels in (2, 4):
+        options["extrasamples"] = (UNASSOCIATED_ALPHA,)
+    tifffile.imwrite(path_or_fileobj, a, **options)
