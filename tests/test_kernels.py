@@ -1,0 +1,135 @@
+"""The Numba kernels against the naive float64 oracles in tests/naive.py."""
+import numpy as np
+import pytest
+
+from srcnn_np import kernels
+from srcnn_np.model import KernelWeights, forward_stages
+
+from . import naive
+from .checks import assert_close
+from .conftest import random_weights
+
+KW = KernelWeights.from_weights(random_weights(1))
+
+
+@pytest.mark.parametrize("shape", [(1, 1), (1, 9), (7, 1), (5, 13), (32, 17)])
+@pytest.mark.parametrize("scale", [2, 3, 4])
+def test_bicubic_matches_naive(shape, scale):
+    img = np.random.default_rng(sum(shape) + scale).random(shape, dtype=np.float32)
+    up = kernels.bicubic_upsample(img, scale)
+    assert up.shape == (shape[0] * scale, shape[1] * scale) and up.dtype == np.float32
+    assert_close(f"bicubic x{scale} of {shape}", up, naive.bicubic(img, scale), 2e-6)
+
+
+@pytest.mark.parametrize("window", [(0, 0, 1, 1), (3, 5, 7, 2), (10, 0, 14, 33), (0, 21, 24, 13)])
+def test_bicubic_window_is_the_slice_of_the_whole_image(window):
+    y0, x0, h, w = window
+    img = np.random.default_rng(3).random((12, 17), dtype=np.float32)
+    pad = 2
+    dst = np.full((h + 2 * pad + 1, w + 2 * pad + 3), -7.0, dtype=np.float32)
+    kernels.bicubic_window(img, 2, y0, x0, h, w, dst, pad)
+    whole = kernels.bicubic_upsample(img, 2)
+    np.testing.assert_array_equal(dst[pad:pad + h, pad:pad + w], whole[y0:y0 + h, x0:x0 + w])
+    untouched = np.ones(dst.shape, bool)
+    untouched[pad:pad + h, pad:pad + w] = False
+    assert (dst[untouched] == -7.0).all(), "bicubic_window wrote outside its window"
+
+
+def test_bicubic_window_rejects_a_window_outside_the_image():
+    img = np.zeros((4, 4), np.float32)
+    with pytest.raises(ValueError):
+        kernels.bicubic_window(img, 2, 0, 1, 8, 8, np.zeros((8, 9), np.float32), 0)
+
+
+@pytest.mark.parametrize("width", [1, 7, 8, 9, 17, 40])
+@pytest.mark.parametrize("layer", ["conv1", "conv2"])
+def test_conv_relu_into_matches_naive_and_writes_only_the_interior(layer, width):
+    w, b = (KW.w1, KW.b1) if layer == "conv1" else (KW.w2, KW.b2)
+    K, cin, cout = w.shape[0], w.shape[2], w.shape[3]
+    h, pad_in, pad_out = 6, K // 2, 2
+    rng = np.random.default_rng(width)
+    x = rng.standard_normal((h, width, cin)).astype(np.float32)
+    src = kernels.padded_map(h, width, cin, pad_in)
+    src[pad_in:pad_in + h, pad_in:pad_in + width] = x
+    dst = np.full((h + 2 * pad_out, kernels.ceil_block(width) + 2 * pad_out, cout), -5.0, np.float32)
+    kernels.conv_relu_into(src, w, b, width, True, dst, pad_out)
+    inside = dst[pad_out:pad_out + h, pad_out:pad_out + width]
+    assert_close(f"{layer} width {width}", inside, naive.conv2d(x, w, b, True), 2e-5)
+    untouched = np.ones(dst.shape[:2], bool)
+    untouched[pad_out:pad_out + h, pad_out:pad_out + width] = False
+    assert (dst[untouched] == -5.0).all(), "conv_relu_into wrote outside the interior"
+
+
+def test_conv_relu_into_without_relu_keeps_negative_values():
+    x = -np.ones((3, 5, 64), np.float32)
+    src = kernels.padded_map(3, 5, 64, 2)
+    src[2:5, 2:7] = x
+    dst = kernels.padded_map(3, 5, 32, 0)
+    kernels.conv_relu_into(src, KW.w2, KW.b2, 5, False, dst, 0)
+    assert_close("conv2 without ReLU", dst[:3, :5], naive.conv2d(x, KW.w2, KW.b2, False), 2e-5)
+    assert (dst[:3, :5] < 0).any(), "the test input should give some negative outputs"
+
+
+def test_relu_propagates_nan_like_torch():
+    src = kernels.padded_map(1, 1, 64, 2)
+    src[2, 2, 0] = np.nan
+    dst = kernels.padded_map(1, 1, 32, 0)
+    kernels.conv_relu_into(src, KW.w2, KW.b2, 1, True, dst, 0)
+    assert np.isnan(dst[0, 0]).all(), f"NaN input should give NaN outputs, got {dst[0, 0]}"
+
+
+@pytest.mark.parametrize("width", [1, 5, 8, 11, 24])
+def test_conv_single_out_into_matches_naive(width):
+    h = 4
+    x = np.random.default_rng(width).standard_normal((h, width, 32)).astype(np.float32)
+    src = kernels.padded_map(h, width, 32, 2)
+    src[2:2 + h, 2:2 + width] = x
+    dst = np.full((h + 1, width + 2), -9.0, np.float32)
+    kernels.conv_single_out_into(src, KW.w3, KW.b3, width, dst)
+    assert_close("conv3", dst[:h, :width], naive.conv2d(x, KW.w3, KW.b3, False)[:, :, 0], 2e-5)
+    assert (dst[h:] == -9.0).all() and (dst[:, width:] == -9.0).all(), "conv3 wrote outside (h, width)"
+
+
+def test_conv_kernels_reject_inconsistent_shapes():
+    src = kernels.padded_map(4, 8, 64, 2)
+    with pytest.raises(ValueError):  # 16 columns do not fit a dst made for 8
+        kernels.conv_relu_into(src, KW.w2, KW.b2, 16, True, kernels.padded_map(4, 8, 32, 2), 2)
+    with pytest.raises(ValueError):  # conv3 weights take 32 channels, src has 64
+        kernels.conv_single_out_into(src, KW.w3, KW.b3, 8, np.zeros((4, 8), np.float32))
+
+
+@pytest.mark.parametrize("shape", [(1, 1), (1, 6), (5, 3), (9, 12)])
+def test_forward_stages_match_naive_stage_by_stage(shape):
+    lr = np.random.default_rng(7).random(shape, dtype=np.float32)
+    got = forward_stages(lr, KW)
+    want = naive.srcnn_stages(lr, KW)
+    assert set(got) == set(want)
+    for name in want:
+        assert got[name].shape == want[name].shape and got[name].dtype == np.float32, name
+        assert_close(f"stage {name} of {shape}", got[name], want[name], 2e-5)
+
+
+def test_padded_map_in_reused_storage_zeroes_all_but_the_interior():
+    storage = np.full(10_000, np.nan, np.float32)
+    m = kernels.padded_map(3, 5, 4, 2, storage)
+    assert m.shape == (7, 12, 4) and m.flags.c_contiguous
+    assert np.shares_memory(m, storage)
+    interior = np.zeros(m.shape, bool)
+    interior[2:5, 2:7] = True
+    assert (m[~interior] == 0).all(), "the border and the block-rounding columns must be zero"
+    assert np.isnan(m[interior]).all(), "the interior is left for the kernel to overwrite"
+
+
+@pytest.mark.parametrize("bands", [1, 2, 3, 50])
+@pytest.mark.parametrize("h,width", [(1, 1), (5, 9), (40, 13)])
+def test_fused_conv2_conv3_equals_the_two_kernels(h, width, bands):
+    x = np.random.default_rng(h * width + bands).random((h, width, 64), dtype=np.float32)
+    src = kernels.padded_map(h, width, 64, 2)
+    src[2:2 + h, 2:2 + width] = x
+    mid = kernels.padded_map(h, width, 32, 2)
+    kernels.conv_relu_into(src, KW.w2, KW.b2, width, True, mid, 2)
+    want = np.empty((h, width), np.float32)
+    kernels.conv_single_out_into(mid, KW.w3, KW.b3, width, want)
+    got = np.full((h, width), np.nan, np.float32)
+    kernels.conv_relu_then_single_out_into(src, KW.w2, KW.b2, KW.w3, KW.b3, width, got, bands)
+    assert_close(f"fused conv2+conv3 {h}x{width}, {bands} bands", got, want, 1e-6)

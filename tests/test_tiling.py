@@ -1,0 +1,63 @@
+"""Tiled inference equals the untiled network (<= 1e-5), whatever the tile size and image shape."""
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import srcnn_np
+from srcnn_np.model import HALO, KernelWeights, forward_stages, srcnn_forward, tile_windows
+
+from .checks import assert_close
+from .conftest import random_weights
+
+TILED_TOL = 1e-5
+KW = KernelWeights.from_weights(random_weights(3))
+
+
+@pytest.mark.parametrize("tile", list(range(1, 18)) + [23, 64, 1000])
+@pytest.mark.parametrize("shape", [(1, 1), (1, 13), (11, 1), (9, 14)], ids=lambda s: f"{s[0]}x{s[1]}")
+def test_tiled_equals_untiled_random_image(shape, tile):
+    lr = np.random.default_rng(tile + 100 * shape[0]).random(shape, dtype=np.float32)
+    untiled = forward_stages(lr, KW)["output"]
+    assert_close(f"tile {tile} of {shape}", srcnn_forward(lr, KW, tile), untiled, TILED_TOL)
+
+
+@given(h=st.integers(1, 40), w=st.integers(1, 40), tile=st.integers(4, 50), seed=st.integers(0, 99))
+@settings(max_examples=25, deadline=None)
+def test_tiled_equals_untiled_any_shape(h, w, tile, seed):
+    lr = np.random.default_rng(seed).standard_normal((h, w)).astype(np.float32)
+    untiled = forward_stages(lr, KW)["output"]
+    assert_close(f"tile {tile} of {(h, w)}", srcnn_forward(lr, KW, tile), untiled, TILED_TOL)
+
+
+@pytest.mark.parametrize("tile", [13, 100, 129])
+def test_tiled_equals_untiled_real_image(hubble_gray, tile):
+    lr = np.ascontiguousarray(hubble_gray[200:330, 500:597])  # 130 x 97: no tile divides 260 x 194
+    untiled = forward_stages(lr, KW)["output"]
+    assert_close(f"hubble crop, tile {tile}", srcnn_forward(lr, KW, tile), untiled, TILED_TOL)
+
+
+def test_upscale_rgb_does_not_depend_on_the_tile():
+    from skimage import data
+
+    rgb = data.astronaut()[100:160, 200:245]  # uint8 (60, 45, 3)
+    weights = random_weights(4)
+    whole = srcnn_np.upscale(rgb, weights, tile=10_000)
+    for tile in (5, 33):
+        assert_close(f"upscale tile {tile}", srcnn_np.upscale(rgb, weights, tile=tile), whole, TILED_TOL)
+
+
+@pytest.mark.parametrize("length,tile", [(1, 1), (1, 512), (17, 4), (100, 100), (101, 25), (1000, 333)])
+def test_tile_windows_partition_the_axis_with_halo(length, tile):
+    spans = list(tile_windows(length, tile))
+    assert [s[0] for s in spans] == list(range(0, length, tile))
+    assert spans[-1][1] == length
+    for (start, stop, wstart, wstop), nxt in zip(spans, spans[1:] + [None]):
+        assert nxt is None or nxt[0] == stop
+        assert wstart == max(start - HALO, 0) and wstop == min(stop + HALO, length)
+
+
+@pytest.mark.parametrize("tile", [0, -3])
+def test_tile_must_be_positive(tile):
+    with pytest.raises(ValueError, match="tile"):
+        srcnn_forward(np.zeros((4, 4), np.float32), KW, tile)
