@@ -10,7 +10,8 @@ import sys
 import time
 from dataclasses import dataclass
 
-from .imageio import EXTENSIONS, FORMAT_EXTENSION, MAX_PIXELS_DEFAULT, ImageIOError, format_of, read_image, write_image
+from .imageio import (EXTENSIONS, FORMAT_EXTENSION, MAX_PIXELS_DEFAULT, ImageIOError, check_regular_file, format_of,
+                      quiet_decoders, read_image, write_image)
 from .progress import Progress
 from .weights import MODELS, SUPPORTED_SCALES, WeightsError
 
@@ -69,6 +70,8 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--overwrite", action="store_true", help="replace existing outputs")
     up.add_argument("--skip-existing", action="store_true", help="skip inputs whose output exists (resume a batch)")
     up.add_argument("--threads", type=int, help="CPU threads (default: all cores)")
+    up.add_argument("--device", default="cpu", choices=("cpu", "cuda", "auto"),
+                    help="cpu (default), cuda (NVIDIA GPU, pip install \"srcnn_np[cuda]\") or auto (GPU if usable)")
     up.add_argument("--tile", type=int, help="tile side in output pixels, bounds memory (default: automatic)")
     up.add_argument("--max-pixels", type=int, default=MAX_PIXELS_DEFAULT,
                     help=f"refuse inputs larger than this many pixels (default {MAX_PIXELS_DEFAULT})")
@@ -117,6 +120,16 @@ def configure_threads(threads: int | None) -> None:
     if not 1 <= threads <= numba.config.NUMBA_NUM_THREADS:
         raise UsageError(f"--threads must be between 1 and {numba.config.NUMBA_NUM_THREADS}")
     numba.set_num_threads(threads)
+
+
+def check_device(device: str) -> None:
+    """--device cuda without a usable GPU is a usage error (exit 2), found before any work."""
+    if device == "cuda":
+        from .cuda import cuda_status
+
+        usable, reason = cuda_status()
+        if not usable:
+            raise UsageError(f"--device cuda: CUDA device not usable: {reason}")
 
 
 def expand_inputs(inputs: list[str], failures: list[str]) -> list[str]:
@@ -204,7 +217,7 @@ def upscale_job(job: Job, kw, args) -> tuple[bool, str]:
     started = time.monotonic()
     try:
         image = read_image(job.source, max_pixels=args.max_pixels)
-        result = upscale(image.pixels, kw, mode=args.mode, scale=args.scale, tile=args.tile)
+        result = upscale(image.pixels, kw, mode=args.mode, scale=args.scale, tile=args.tile, device=args.device)
         write_image(job.target, result, job.fmt, image.bit_depth, overwrite=args.overwrite,
                     icc_profile=image.icc_profile)
     except (ImageIOError, ValueError) as e:
@@ -213,11 +226,16 @@ def upscale_job(job: Job, kw, args) -> tuple[bool, str]:
     except MemoryError:
         return False, f"{job.source}: out of memory (try a smaller --tile)"
     except Exception as e:  # noqa: BLE001 - a bug fails this file, not the rest of the batch
-        reason = str(e).strip().splitlines()[0] if str(e).strip() else ""
-        return False, f"{job.source}: internal error ({type(e).__name__}: {reason}); please report it"
+        return False, internal_error(job, e)
     h, w = image.pixels.shape[:2]
     return True, (f"{job.source} -> {job.target} ({w}x{h} -> {result.shape[1]}x{result.shape[0]}, "
                   f"{time.monotonic() - started:.2f} s)")
+
+
+def internal_error(job: Job, e: Exception) -> str:
+    """The failure line for an exception nothing expected (a bug, or a library tripping over a file)."""
+    reason = str(e).strip().splitlines()[0] if str(e).strip() else ""
+    return f"{job.source}: internal error ({type(e).__name__}: {reason}); please report it"
 
 
 def upscale_fits_job(job: Job, kw, args) -> tuple[bool, str]:
@@ -228,14 +246,20 @@ def upscale_fits_job(job: Job, kw, args) -> tuple[bool, str]:
     try:
         from .fits_io import FitsError, upscale_fits
 
-        result = upscale_fits(job.source, job.target, lambda plane: upscale(plane, kw, scale=args.scale, tile=args.tile),
-                              args.scale, method=f"SRCNN weights {args.weights or f'shipped {args.model}'}",
-                              hdu=args.hdu, conserve_flux=args.conserve_flux, flux_units=args.flux_units,
-                              stretch=args.stretch, overwrite=args.overwrite)
+        check_regular_file(job.source)
+        with quiet_decoders():  # astropy's warnings and log lines about a damaged file: the error line says it
+            result = upscale_fits(job.source, job.target, lambda plane: upscale(plane, kw, scale=args.scale, tile=args.tile, device=args.device),
+                                  args.scale, method=f"SRCNN weights {args.weights or f'shipped {args.model}'}",
+                                  hdu=args.hdu, conserve_flux=args.conserve_flux, flux_units=args.flux_units,
+                                  stretch=args.stretch, overwrite=args.overwrite)
     except ImportError as e:
         return False, f"{job.source}: {e}"
-    except FitsError as e:
+    except (FitsError, ImageIOError) as e:
         return False, str(e)
+    except MemoryError:
+        return False, f"{job.source}: out of memory (try a smaller --tile)"
+    except Exception as e:  # noqa: BLE001 - astropy tripping over a hostile file fails this file only
+        return False, internal_error(job, e)
     shape = result.data.shape
     return True, f"{job.source} -> {job.target} ({'x'.join(map(str, shape[::-1]))} FITS, {time.monotonic() - started:.2f} s)"
 
@@ -298,6 +322,7 @@ def run_upscale(args) -> int:
     from .model import resolve_weights
 
     configure_threads(args.threads)
+    check_device(args.device)
     if args.tile is not None and args.tile < 1:
         raise UsageError("--tile must be a positive number of pixels")
     try:

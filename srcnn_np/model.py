@@ -16,6 +16,7 @@ from .color import rgb_to_ycbcr, ycbcr_to_rgb
 from .weights import Weights, load_weights
 
 MODES = ("rgb", "y")
+DEVICES = ("cpu", "cuda", "auto")
 
 
 # Receptive-field radius of the 9-5-5 network in output pixels (4 + 2 + 2): an output pixel
@@ -162,10 +163,8 @@ def srcnn_forward(lr: np.ndarray, kw: KernelWeights, tile: int | None = None,
 def to_float01(image: np.ndarray) -> np.ndarray:
     """uint8 / uint16 / float image -> float32 in [0, 1] (floats are taken as already in [0, 1])."""
     a = np.asarray(image)
-    if a.dtype == np.uint8:
-        return a.astype(np.float32) / np.float32(255)
-    if a.dtype == np.uint16:
-        return a.astype(np.float32) / np.float32(65535)
+    if a.dtype.kind == "u" and a.dtype.itemsize in (1, 2):  # either byte order
+        return a.astype(np.float32) / np.float32(255 if a.dtype.itemsize == 1 else 65535)
     if a.dtype.kind == "f":
         a = a.astype(np.float32)
         if not np.isfinite(a).all():
@@ -183,8 +182,27 @@ def resolve_weights(weights, scale: int = 2) -> KernelWeights:
     return KernelWeights.from_weights(weights)
 
 
+def network_on(device: str, kw: KernelWeights, tile: int | None):
+    """The network as a function (H, W) float32 -> (sH, sW) float32 on `device`.
+
+    "cpu": the Numba kernels; "cuda": numba.cuda (CudaUnavailableError, one line, when no GPU is
+    usable); "auto": the GPU when one is usable, else the CPU.
+    """
+    if device not in DEVICES:
+        raise ValueError(f"device must be one of {DEVICES}, got {device!r}")
+    if device != "cpu":
+        from . import cuda  # lazy: the CPU path never imports numba.cuda
+
+        if device == "cuda":
+            cuda.require_cuda()
+        if device == "cuda" or cuda.cuda_status()[0]:
+            return lambda lr: cuda.srcnn_forward_cuda(lr, kw, tile)
+    ws = Workspace()  # one window's maps, shared by every tile of every channel
+    return lambda lr: srcnn_forward(lr, kw, tile, ws)
+
+
 def upscale(image: np.ndarray, weights=None, *, mode: str = "rgb", scale: int = 2,
-            tile: int | None = None) -> np.ndarray:
+            tile: int | None = None, device: str = "cpu") -> np.ndarray:
     """Super-resolve an image by the weights' scale.
 
     image: (H, W) or (H, W, C) uint8, uint16 or float (in [0, 1]); C = 1 gray, 2 gray+alpha,
@@ -195,6 +213,7 @@ def upscale(image: np.ndarray, weights=None, *, mode: str = "rgb", scale: int = 
     Alpha is always upsampled bicubically, never through the net.
     tile: output tile side in pixels for the network (None: DEFAULT_TILE, 512); the result does
           not depend on it, the peak memory does (about 260 x (tile + 16)^2 bytes).
+    device: "cpu" (default), "cuda" or "auto" (see network_on).
     Returns (sH, sW) or (sH, sW, C) float32 clipped to [0, 1].
     """
     if mode not in MODES:
@@ -203,9 +222,9 @@ def upscale(image: np.ndarray, weights=None, *, mode: str = "rgb", scale: int = 
     if a.ndim not in (2, 3) or a.shape[0] < 1 or a.shape[1] < 1:
         raise ValueError(f"image must be (H, W) or (H, W, C) with H, W >= 1, got shape {a.shape}")
     kw = resolve_weights(weights, scale)
-    ws = Workspace()  # one window's maps, shared by every tile of every channel
+    network = network_on(device, kw, tile)
     if a.ndim == 2:
-        return np.clip(srcnn_forward(a, kw, tile, ws), 0.0, 1.0)
+        return np.clip(network(a), 0.0, 1.0)
     C = a.shape[2]
     if C not in (1, 2, 3, 4):
         raise ValueError(f"image must have 1 to 4 channels, got {C}")
@@ -213,12 +232,12 @@ def upscale(image: np.ndarray, weights=None, *, mode: str = "rgb", scale: int = 
     out = np.empty((a.shape[0] * kw.scale, a.shape[1] * kw.scale, C), dtype=np.float32)
     if mode == "y" and colour.shape[2] == 3:
         ycc = rgb_to_ycbcr(colour)
-        up = np.stack([srcnn_forward(ycc[:, :, 0], kw, tile, ws)]
+        up = np.stack([network(ycc[:, :, 0])]
                       + [bicubic(ycc[:, :, c], kw.scale) for c in (1, 2)], axis=2)
         out[:, :, :3] = ycbcr_to_rgb(up)
     else:
         for c in range(colour.shape[2]):
-            out[:, :, c] = srcnn_forward(colour[:, :, c], kw, tile, ws)
+            out[:, :, c] = network(colour[:, :, c])
     if C in (2, 4):
         out[:, :, C - 1] = bicubic(a[:, :, C - 1], kw.scale)
     return np.clip(out, 0.0, 1.0, out=out)

@@ -218,3 +218,18 @@ def test_module_entry_point_with_shipped_weights(tmp_path):
     helped = subprocess.run([sys.executable, "-m", "srcnn_np", "upscale", "--help"], capture_output=True,
                             text=True, timeout=120)
     assert helped.returncode == 0 and "--overwrite" in helped.stdout and "exit status" in helped.stdout
+
+
+def test_device_cuda_without_gpu_is_a_usage_error(tmp_path, weights_file, capsys):
+    from srcnn_np.cuda import cuda_status
+
+    if cuda_status()[0]:
+        pytest.skip("a CUDA device (or the simulator) is usable here")
+    Image.fromarray(sky(6, 6, 3)).save(tmp_path / "in.png")
+    code, _, err = run(["upscale", str(tmp_path / "in.png"), "-o", str(tmp_path / "o.png"),
+                        "--weights", weights_file, "--device", "cuda"], capsys)
+    assert code == EXIT_USAGE and "CUDA device not usable" in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "o.png").exists()
+    code, _, _ = run(["upscale", str(tmp_path / "in.png"), "-o", str(tmp_path / "o.png"),
+                      "--weights", weights_file, "--device", "auto"], capsys)
+    assert code == EXIT_OK  # auto falls back to the CPU
