@@ -1,0 +1,138 @@
+"""`python -m srcnn_np evaluate`: PSNR / SSIM of the model against bicubic, the standard SR protocol.
+
+For every ground truth in --hr DIR:
+    hr  (H, W, 3) float32 RGB, cropped to multiples of the scale (modcrop)
+    lr  make_lr(hr, scale): antialiased bicubic downscale (Pillow, float 'F' mode, per channel)
+    bicubic baseline: srcnn_np.model.bicubic per channel; model: srcnn_np.upscale(mode="y")
+    scores on the BT.601 Y channel with a `scale`-pixel border crop.
+Torch-free: NumPy, Numba and Pillow only. reference/data.py builds training inputs with the same
+make_lr, so the model is trained on exactly the degradation it is evaluated on.
+"""
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from .color import luminance
+from .imageio import read_image
+from .metrics import psnr, ssim
+from .model import bicubic, resolve_weights, to_float01, upscale
+from .weights import MODELS, SUPPORTED_SCALES, WeightsError, load_weights
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp")
+
+
+def load_rgb(path) -> np.ndarray:
+    """An image file -> (H, W, 3) float32 RGB in [0, 1]; alpha dropped, gray replicated.
+
+    Raises imageio.ImageIOError (a ValueError) naming the file when it cannot be read.
+    """
+    pixels = to_float01(read_image(path).pixels)
+    if pixels.ndim == 2:
+        pixels = pixels[:, :, None]
+    colour = pixels[:, :, :1] if pixels.shape[2] <= 2 else pixels[:, :, :3]
+    if colour.shape[2] == 1:
+        colour = np.repeat(colour, 3, axis=2)
+    return np.ascontiguousarray(colour)
+
+
+def modcrop(image: np.ndarray, scale: int) -> np.ndarray:
+    """(H, W, ...) -> (H - H % scale, W - W % scale, ...), cropping the bottom and right edges."""
+    h, w = image.shape[0] - image.shape[0] % scale, image.shape[1] - image.shape[1] % scale
+    return image[:h, :w]
+
+
+def resize(image: np.ndarray, shape: tuple) -> np.ndarray:
+    """(H, W) or (H, W, C) float32 -> (h, w) or (h, w, C) float32, Pillow bicubic.
+
+    Pillow widens the bicubic kernel by the reduction factor when downscaling (antialiasing).
+    """
+    h, w = shape
+    a = np.asarray(image, dtype=np.float32)
+    planes = a[:, :, None] if a.ndim == 2 else a
+    out = np.stack([np.asarray(Image.fromarray(np.ascontiguousarray(planes[:, :, c]))
+                               .resize((w, h), Image.Resampling.BICUBIC), dtype=np.float32)
+                    for c in range(planes.shape[2])], axis=2)
+    return out[:, :, 0] if a.ndim == 2 else out
+
+
+def make_lr(hr: np.ndarray, scale: int) -> np.ndarray:
+    """The low-resolution input of a ground truth: (H, W[, C]) -> (H/s, W/s[, C]) float32.
+
+    H and W must be multiples of `scale` (see modcrop).
+    """
+    if hr.shape[0] % scale or hr.shape[1] % scale:
+        raise ValueError(f"ground truth shape {hr.shape[:2]} is not a multiple of scale {scale}")
+    return resize(hr, (hr.shape[0] // scale, hr.shape[1] // scale))
+
+
+def bicubic_rgb(lr: np.ndarray, scale: int) -> np.ndarray:
+    """(h, w, 3) float32 -> (s*h, s*w, 3) float32, plain bicubic per channel, clipped to [0, 1]."""
+    up = np.stack([bicubic(lr[:, :, c], scale) for c in range(lr.shape[2])], axis=2)
+    return np.clip(up, 0.0, 1.0)
+
+
+def evaluate_image(hr: np.ndarray, kernel_weights, scale: int) -> dict:
+    """Scores of one (H, W, 3) float32 ground truth: {'bicubic_psnr', 'bicubic_ssim', 'model_psnr', ...}."""
+    hr = modcrop(hr, scale)
+    lr = make_lr(hr, scale)
+    y_true = luminance(hr)
+    y_bicubic = luminance(bicubic_rgb(lr, scale))
+    y_model = luminance(upscale(lr, kernel_weights, mode="y", scale=scale))
+    return {
+        "bicubic_psnr": psnr(y_true, y_bicubic, border=scale),
+        "bicubic_ssim": ssim(y_true, y_bicubic, border=scale),
+        "model_psnr": psnr(y_true, y_model, border=scale),
+        "model_ssim": ssim(y_true, y_model, border=scale),
+    }
+
+
+def evaluate_dir(hr_dir, kernel_weights, scale: int) -> dict:
+    """Evaluate every image in hr_dir: {'images': [{'name', scores...}], 'mean': {...}}."""
+    files = sorted(p for p in Path(hr_dir).iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+    if not files:
+        raise ValueError(f"{hr_dir}: no images ({', '.join(IMAGE_SUFFIXES)})")
+    rows = [{"name": p.name, **evaluate_image(load_rgb(p), kernel_weights, scale)} for p in files]
+    keys = [k for k in rows[0] if k != "name"]
+    mean = {k: float(np.mean([r[k] for r in rows])) for k in keys}
+    mean["psnr_gain"] = mean["model_psnr"] - mean["bicubic_psnr"]
+    mean["ssim_gain"] = mean["model_ssim"] - mean["bicubic_ssim"]
+    return {"images": rows, "mean": mean}
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--hr", required=True, metavar="DIR", help="directory of ground-truth images")
+    parser.add_argument("--scale", type=int, default=2, choices=SUPPORTED_SCALES)
+    parser.add_argument("--weights", metavar="NPZ", help="weights file (default: shipped --model weights)")
+    parser.add_argument("--model", default="astro", choices=MODELS,
+                        help="which shipped weights to use when --weights is not given")
+    parser.add_argument("--json", action="store_true", help="print the results as JSON")
+
+
+def format_table(result: dict, scale: int, source: str) -> str:
+    lines = [f"scale x{scale}, weights {source}; PSNR (dB) / SSIM on Y, {scale}-pixel border crop",
+             (f"{'image':<32} {'bicubic PSNR':>12} {'SRCNN PSNR':>11} {'gain':>6} "
+              f"{'bicubic SSIM':>12} {'SRCNN SSIM':>11}")]
+    for r in result["images"] + [{"name": "mean", **result["mean"]}]:
+        lines.append(f"{r['name'][:32]:<32} {r['bicubic_psnr']:12.2f} {r['model_psnr']:11.2f} "
+                     f"{r['model_psnr'] - r['bicubic_psnr']:+6.2f} {r['bicubic_ssim']:12.4f} "
+                     f"{r['model_ssim']:11.4f}")
+    return "\n".join(lines)
+
+
+def run(args) -> int:
+    """Run the evaluation for parsed `args` (see add_arguments); returns the exit status."""
+    try:
+        weights = load_weights(args.weights, scale=args.scale, model=args.model)
+        if not Path(args.hr).is_dir():
+            raise ValueError(f"{args.hr}: not a directory")
+        result = evaluate_dir(args.hr, resolve_weights(weights), args.scale)
+    except (WeightsError, ValueError, OSError) as e:
+        print(f"evaluate: error: {e}", file=sys.stderr)
+        return 2
+    result.update(scale=args.scale, weights=weights.source, hr=str(args.hr))
+    print(json.dumps(result, indent=2) if args.json else format_table(result, args.scale, weights.source))
+    return 0

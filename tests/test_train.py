@@ -1,0 +1,94 @@
+"""reference/train.py --quick: outputs, weights export and conversion, resume, near-identity init."""
+import csv
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+import torch.nn.functional as F
+from PIL import Image
+
+from reference import train
+from reference.model import SRCNN
+from srcnn_np import load_weights
+
+
+def quick(out, *extra):
+    return train.main(["--stage", "general", "--quick", "--astro-dir", "none", "--out", str(out), *extra])
+
+
+def read_log(path):
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def test_quick_general_run_writes_log_plot_checkpoints_and_weights(tmp_path):
+    npz = tmp_path / "w.npz"
+    assert quick(tmp_path / "run", "--export", str(npz)) == 0
+    run = tmp_path / "run"
+    rows = read_log(run / "log.csv")
+    assert [r["epoch"] for r in rows] == ["1", "2"]
+    assert all(np.isfinite(float(r["train_loss"])) and np.isfinite(float(r["val_natural_psnr"])) for r in rows)
+    with Image.open(run / "curves.png") as im:
+        assert im.format == "PNG" and im.size[0] > 100
+    w = load_weights(npz, scale=2)
+    assert w.meta["epochs"] == 2 and w.meta["model"] == "general"
+    assert w.meta["train_loop_s"] == float(rows[-1]["wall_s"]) <= w.meta["wall_time_s"]
+    assert w.meta["val_psnr_y"]["natural"] == pytest.approx(float(rows[-1]["val_natural_psnr"]))
+    assert "camera@96" in w.meta["data"]["train"] and w.meta["data"]["val_natural"] == ["chelsea@64"]
+    state = torch.load(run / "model.pt", weights_only=True)["model"]
+    for name, a in w.arrays().items():
+        np.testing.assert_array_equal(a, state[name].numpy(), err_msg=name)
+
+
+def test_converter_reads_the_training_checkpoint(tmp_path):
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tools"))
+    import convert_weights
+
+    assert quick(tmp_path / "run", "--export", str(tmp_path / "direct.npz")) == 0
+    convert_weights.convert(tmp_path / "run" / "model.pt", tmp_path / "converted.npz")
+    a, b = load_weights(tmp_path / "direct.npz"), load_weights(tmp_path / "converted.npz")
+    for name in a.arrays():
+        np.testing.assert_array_equal(a.arrays()[name], b.arrays()[name], err_msg=name)
+    assert b.meta["epochs"] == 2 and b.meta["config"]["quick"] is True
+
+
+def test_resume_continues_to_the_same_result(tmp_path):
+    assert quick(tmp_path / "full") == 0
+    assert quick(tmp_path / "split", "--stop-after", "1") == 0
+    assert not (tmp_path / "split" / "model.pt").exists()
+    assert quick(tmp_path / "split", "--resume") == 0
+    full = torch.load(tmp_path / "full" / "model.pt", weights_only=True)["model"]
+    split = torch.load(tmp_path / "split" / "model.pt", weights_only=True)["model"]
+    for name in full:
+        torch.testing.assert_close(split[name], full[name], rtol=0, atol=0, msg=name)
+    rows = read_log(tmp_path / "split" / "log.csv")
+    assert [r["epoch"] for r in rows] == ["1", "2"]
+
+
+def test_resume_without_checkpoint_is_a_clear_error(tmp_path, capsys):
+    assert quick(tmp_path / "empty", "--resume") == 2
+    assert "no checkpoint" in capsys.readouterr().err
+
+
+def test_quick_astro_fine_tune_from_general(tmp_path):
+    assert quick(tmp_path / "general") == 0
+    rc = train.main(["--stage", "astro", "--quick", "--astro-dir", "none", "--out", str(tmp_path / "astro"),
+                     "--init", str(tmp_path / "general" / "model.pt"), "--export", str(tmp_path / "a.npz")])
+    assert rc == 0
+    meta = load_weights(tmp_path / "a.npz").meta
+    assert meta["model"] == "astro" and "moon" in meta["data"]["train"]
+    assert any(n.startswith("synthetic-") for n in meta["data"]["train"])
+
+
+def test_near_identity_init_is_bicubic():
+    model = SRCNN(3)
+    train.init_near_identity(model, torch.Generator().manual_seed(0))
+    x = 0.25 + 0.5 * torch.rand(2, 1, 20, 24)  # bicubic overshoot stays > 0, so ReLU passes it
+    with torch.no_grad():
+        out = model(x)
+        up = F.interpolate(x, scale_factor=3, mode="bicubic", align_corners=False)
+    torch.testing.assert_close(out, up, rtol=0, atol=1e-6)
