@@ -5,8 +5,12 @@ Pixels travel as numpy arrays: (H, W) for one channel or (H, W, C) with C = 2 (g
 quantise to the requested bit depth. Every write is atomic (temp file in the target directory,
 then rename) and never replaces an existing file unless asked to.
 """
+import contextlib
+import logging
 import os
+import stat
 import tempfile
+import threading
 import warnings
 from dataclasses import dataclass, field
 
@@ -16,6 +20,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 MAX_PIXELS_DEFAULT = 200_000_000
 EXTENSIONS = {".png": "png", ".jpg": "jpeg", ".jpeg": "jpeg", ".tif": "tiff", ".tiff": "tiff"}
 FORMAT_EXTENSION = {"png": ".png", "jpeg": ".jpg", "tiff": ".tif"}
+SIGNED_INTEGER = 2  # TIFF SampleFormat value
 
 
 class ImageIOError(ValueError):
@@ -36,50 +41,116 @@ def format_of(path) -> str | None:
 
 
 def read_image(path, max_pixels: int = MAX_PIXELS_DEFAULT) -> LoadedImage:
-    """Decode an image file, honouring EXIF orientation; raise ImageIOError on any failure."""
+    """Decode an image file, honouring EXIF orientation; raise ImageIOError on any failure
+    (MemoryError excepted), with a one-line message naming the file.
+
+    Only regular files are opened (a pipe or device could block forever or never end).
+    """
     path = os.fspath(path)
-    if os.path.isdir(path):
-        raise ImageIOError(f"{path}: is a directory")
+    check_regular_file(path)
     try:
         from . import png16
 
-        if png16.is_png16(path):
-            pixels = png16.read_png16(path, max_pixels=max_pixels)
-            return LoadedImage(pixels, "png", 16)
-        return _read_with_pillow(path, max_pixels)
+        with quiet_decoders():
+            if png16.is_png16(path):
+                with open(path, "rb") as f:
+                    ihdr = f.read(24)  # signature, IHDR length and type, width, height
+                _check_size(path, int.from_bytes(ihdr[16:20], "big"), int.from_bytes(ihdr[20:24], "big"), max_pixels)
+                pixels = png16.read_png16(path, max_pixels=max_pixels)
+                return LoadedImage(pixels, "png", 16)
+            return _read_with_pillow(path, max_pixels)
     except ImageIOError:
         raise
-    except FileNotFoundError:
-        raise ImageIOError(f"{path}: no such file") from None
-    except PermissionError:
-        raise ImageIOError(f"{path}: permission denied") from None
-    except (UnidentifiedImageError, Image.DecompressionBombError):
+    except ImportError as e:  # an optional extra the file needs
+        raise ImageIOError(f"{path}: {e}") from None
+    except UnidentifiedImageError:
         raise ImageIOError(f"{path}: not a readable image (unknown or corrupt format)") from None
-    except (OSError, ValueError, SyntaxError, EOFError) as e:
+    except OSError as e:
+        if e.errno is not None and e.strerror:
+            raise ImageIOError(f"{path}: {_os_reason(e)}") from None
         raise ImageIOError(f"{path}: cannot decode image ({_one_line(e)})") from None
+    except (ValueError, SyntaxError, EOFError) as e:  # what decoders raise for corrupt data
+        raise ImageIOError(f"{path}: cannot decode image ({_one_line(e)})") from None
+    except MemoryError:
+        raise
+    except Exception as e:  # noqa: BLE001 - a decoder tripping over a hostile file (fuzzed: TypeError,
+        # KeyError, struct.error...) fails that file, not the batch; __context__ keeps the original
+        raise ImageIOError(f"{path}: cannot decode image ({type(e).__name__}: {_one_line(e)})") from None
+
+
+def check_regular_file(path: str) -> None:
+    """Raise ImageIOError (one line naming the file) unless path is, after links, a regular file:
+    opening a pipe blocks until someone writes to it, a device may never end."""
+    try:
+        mode = os.stat(path).st_mode
+    except OSError as e:
+        raise ImageIOError(f"{path}: {_os_reason(e)}") from None
+    if stat.S_ISDIR(mode):
+        raise ImageIOError(f"{path}: is a directory")
+    if not stat.S_ISREG(mode):
+        raise ImageIOError(f"{path}: not a regular file (a pipe, socket or device)")
+
+
+_quiet = {"lock": threading.Lock(), "depth": 0, "stderr": None, "warnings": None, "tifffile_level": 0}
+
+
+@contextlib.contextmanager
+def quiet_decoders():
+    """Silence what decoders say about a corrupt file (Python warnings, tifffile's log, libtiff's and
+    astropy's messages on file descriptor 2): the one error line we raise says it, and a batch's
+    stderr stays one line per failed file. Process-wide while any thread is inside (a --scheduler
+    worker decodes in several threads): the first to enter silences, the last to leave restores."""
+    with _quiet["lock"]:
+        if _quiet["depth"] == 0:
+            _quiet["warnings"] = warnings.catch_warnings()
+            _quiet["warnings"].__enter__()
+            warnings.simplefilter("ignore")
+            tifffile_log = logging.getLogger("tifffile")
+            _quiet["tifffile_level"] = tifffile_log.level
+            tifffile_log.setLevel(logging.CRITICAL + 1)
+            try:
+                _quiet["stderr"] = os.dup(2)
+            except OSError:  # no stderr at all: nothing to silence there
+                _quiet["stderr"] = None
+            else:
+                devnull = os.open(os.devnull, os.O_WRONLY)
+                os.dup2(devnull, 2)
+                os.close(devnull)
+        _quiet["depth"] += 1
+    try:
+        yield
+    finally:
+        with _quiet["lock"]:
+            _quiet["depth"] -= 1
+            if _quiet["depth"] == 0:
+                if _quiet["stderr"] is not None:
+                    os.dup2(_quiet["stderr"], 2)
+                    os.close(_quiet["stderr"])
+                logging.getLogger("tifffile").setLevel(_quiet["tifffile_level"])
+                _quiet["warnings"].__exit__(None, None, None)
 
 
 def _read_with_pillow(path: str, max_pixels: int) -> LoadedImage:
-    with warnings.catch_warnings():
-        warnings.simplefilter("error", Image.DecompressionBombWarning)
-        saved_limit = Image.MAX_IMAGE_PIXELS
-        Image.MAX_IMAGE_PIXELS = None  # we apply our own limit, before decoding
-        try:
-            im = Image.open(path)
-        finally:
-            Image.MAX_IMAGE_PIXELS = saved_limit
+    saved_limit = Image.MAX_IMAGE_PIXELS
+    Image.MAX_IMAGE_PIXELS = None  # we apply our own limit (max_pixels), before decoding
+    try:
+        im = Image.open(path)
+    finally:
+        Image.MAX_IMAGE_PIXELS = saved_limit
     with im:
         fmt = {"PNG": "png", "JPEG": "jpeg", "MPO": "jpeg", "TIFF": "tiff"}.get(im.format)
         if fmt is None:
             raise ImageIOError(f"{path}: unsupported image format {im.format} (use PNG, JPEG or TIFF)")
-        w, h = im.size
-        if w < 1 or h < 1:
-            raise ImageIOError(f"{path}: empty image ({w}x{h})")
-        if w * h > max_pixels:
-            raise ImageIOError(f"{path}: {w}x{h} = {w * h} pixels exceeds the limit of {max_pixels} "
-                               "(raise it with --max-pixels)")
-        if fmt == "tiff" and max(_tiff_bits(im)) > 8 and im.mode not in ("I;16", "I;16B", "I;16L", "I"):
+        _check_size(path, *im.size, max_pixels)
+        if fmt == "tiff" and SIGNED_INTEGER in _tiff_tag(im, 339) and max(_tiff_tag(im, 258, 8)) <= 8:
+            # Pillow would read int8 as uint8 (-1 -> 255); wider signed samples are range-checked below
+            raise ImageIOError(f"{path}: signed 8-bit samples are not supported (convert to unsigned, or use FITS)")
+        if fmt == "tiff" and max(_tiff_tag(im, 258, 8)) > 8 and im.mode not in ("I;16", "I;16B", "I;16L", "I"):
             from . import tiff_io  # 16-bit colour / float TIFF: Pillow would truncate it
+
+            if max(_tiff_tag(im, 279, 0) + _tiff_tag(im, 325, 0)) > os.path.getsize(path):
+                # tifffile would allocate what the StripByteCounts / TileByteCounts claim
+                raise ImageIOError(f"{path}: truncated or corrupt TIFF (strips or tiles larger than the file)")
 
             return LoadedImage(tiff_io.read_tiff(path), "tiff", 16, im.info.get("icc_profile"))
         icc = im.info.get("icc_profile")
@@ -88,9 +159,19 @@ def _read_with_pillow(path: str, max_pixels: int) -> LoadedImage:
     return LoadedImage(pixels, fmt, bit_depth, icc)
 
 
-def _tiff_bits(im) -> tuple:
-    bits = im.tag_v2.get(258, (8,))
-    return bits if isinstance(bits, tuple) else (bits,)
+def _check_size(path: str, width: int, height: int, max_pixels: int) -> None:
+    """Refuse an empty image or one of more than max_pixels pixels, from its header, before decoding."""
+    if width < 1 or height < 1:
+        raise ImageIOError(f"{path}: empty image ({width}x{height})")
+    if width * height > max_pixels:
+        raise ImageIOError(f"{path}: {width}x{height} = {width * height} pixels exceeds the limit of {max_pixels} "
+                           "(raise it with --max-pixels)")
+
+
+def _tiff_tag(im, tag: int, default=None) -> tuple:
+    """A TIFF tag's values as a tuple (258: BitsPerSample, 339: SampleFormat); (default,) if absent."""
+    values = im.tag_v2.get(tag, default)
+    return values if isinstance(values, tuple) else (values,)
 
 
 def _pillow_pixels(im: Image.Image, path: str):
@@ -101,7 +182,7 @@ def _pillow_pixels(im: Image.Image, path: str):
     if mode == "I":
         a = np.asarray(im)
         if a.min() < 0 or a.max() > 65535:
-            raise ImageIOError(f"{path}: 32-bit integer samples outside 0..65535 are not supported")
+            raise ImageIOError(f"{path}: integer samples outside 0..65535 are not supported")
         return a.astype(np.uint16), 16
     if mode == "F":
         raise ImageIOError(f"{path}: floating-point image; use FITS or a float TIFF with tifffile installed")
@@ -143,9 +224,11 @@ def write_image(path, pixels: np.ndarray, fmt: str, bit_depth: int = 8, *, overw
     try:
         fd, tmp = tempfile.mkstemp(dir=directory, prefix="." + os.path.basename(path) + ".", suffix=".tmp")
     except OSError as e:
-        raise ImageIOError(f"{path}: cannot write ({_one_line(e)})") from None
+        raise ImageIOError(f"{path}: cannot write ({_os_reason(e)})") from None
     try:
-        with os.fdopen(fd, "wb") as f:
+        os.fchmod(fd, 0o666 & ~_umask())  # mkstemp's 0600 would hide outputs from other users
+        os.close(fd)
+        with open(tmp, "wb") as f:  # by name: encoders (tifffile) want f.name to be a path
             _encode(f, data, fmt, icc_profile)
             f.flush()
             os.fsync(f.fileno())
@@ -153,7 +236,9 @@ def write_image(path, pixels: np.ndarray, fmt: str, bit_depth: int = 8, *, overw
     except BaseException as e:
         if os.path.exists(tmp):
             os.unlink(tmp)
-        if isinstance(e, (OSError, ValueError)) and not isinstance(e, ImageIOError):
+        if isinstance(e, OSError) and e.strerror:
+            raise ImageIOError(f"{path}: cannot write ({_os_reason(e)})") from None
+        if isinstance(e, (OSError, ValueError, ImportError)) and not isinstance(e, ImageIOError):
             raise ImageIOError(f"{path}: cannot write ({_one_line(e)})") from None
         raise
 
@@ -198,6 +283,17 @@ def _commit(tmp: str, path: str, overwrite: bool) -> None:
         os.replace(tmp, path)
         return
     os.unlink(tmp)
+
+
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def _os_reason(e: OSError) -> str:
+    """'no such file or directory', 'permission denied', ...: the OS's reason without errno or path."""
+    return (e.strerror or _one_line(e)).lower()
 
 
 def _one_line(e: BaseException) -> str:
