@@ -28,11 +28,11 @@ from (for an extension, the primary header's cards are not merged in).
 """
 import os
 import re
-import tempfile
 from dataclasses import dataclass
 
 import numpy as np
 
+from .atomic import OutputExistsError, atomic_output
 from .science import BlankImageError, upscale_science
 
 ASTROPY_HINT = 'FITS support needs astropy: pip install "srcnn_np[fits]"'
@@ -249,26 +249,17 @@ def write_fits(path, data: np.ndarray, header=None, overwrite: bool = False) -> 
     """
     fits = _astropy_fits()
     path = os.fspath(path)
-    if os.path.exists(path) and not overwrite:
-        raise FitsError(f"{path}: already exists (pass overwrite=True / --overwrite to replace it)")
     data = np.asarray(data)
     if data.dtype.kind not in "biuf":
         raise FitsError(f"{path}: cannot write {data.dtype} data to FITS (use integer or float data)")
     hdu = fits.PrimaryHDU(data=data, header=header)
-    directory = os.path.dirname(os.path.abspath(path))
     try:
-        fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=".fits")
+        with atomic_output(path, overwrite=overwrite, suffix=".fits") as tmp:
+            hdu.writeto(tmp, output_verify="fix", overwrite=True)
+    except OutputExistsError:
+        raise FitsError(f"{path}: already exists (pass overwrite=True / --overwrite to replace it)") from None
     except OSError as e:
         raise FitsError(f"{path}: cannot write ({e.strerror or e})") from None
-    try:
-        with os.fdopen(fd, "wb") as f:
-            hdu.writeto(f, output_verify="fix")
-        os.replace(tmp, path)
-    except BaseException as e:
-        os.unlink(tmp)
-        if isinstance(e, OSError):
-            raise FitsError(f"{path}: cannot write ({e.strerror or e})") from None
-        raise
 
 
 def upscale_fits(src, dst, upscale_fn, scale: int, *, method: str, hdu=None,

@@ -9,13 +9,14 @@ import contextlib
 import logging
 import os
 import stat
-import tempfile
 import threading
 import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
+
+from .atomic import OutputExistsError, atomic_output
 
 MAX_PIXELS_DEFAULT = 200_000_000
 EXTENSIONS = {".png": "png", ".jpg": "jpeg", ".jpeg": "jpeg", ".tif": "tiff", ".tiff": "tiff"}
@@ -218,29 +219,18 @@ def write_image(path, pixels: np.ndarray, fmt: str, bit_depth: int = 8, *, overw
     if pixels.ndim == 3 and pixels.shape[2] == 1:
         pixels = pixels[:, :, 0]
     data = quantize(pixels, bit_depth)
-    if not overwrite and os.path.lexists(path):
-        raise ImageIOError(f"{path}: exists (use --overwrite to replace it)")
-    directory = os.path.dirname(os.path.abspath(path))
     try:
-        fd, tmp = tempfile.mkstemp(dir=directory, prefix="." + os.path.basename(path) + ".", suffix=".tmp")
+        with atomic_output(path, overwrite=overwrite) as tmp:
+            with open(tmp, "wb") as f:
+                _encode(f, data, fmt, icc_profile)
+    except OutputExistsError:
+        raise ImageIOError(f"{path}: exists (use --overwrite to replace it)") from None
+    except ImageIOError:
+        raise
     except OSError as e:
         raise ImageIOError(f"{path}: cannot write ({_os_reason(e)})") from None
-    try:
-        os.fchmod(fd, 0o666 & ~_umask())  # mkstemp's 0600 would hide outputs from other users
-        os.close(fd)
-        with open(tmp, "wb") as f:  # by name: encoders (tifffile) want f.name to be a path
-            _encode(f, data, fmt, icc_profile)
-            f.flush()
-            os.fsync(f.fileno())
-        _commit(tmp, path, overwrite)
-    except BaseException as e:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        if isinstance(e, OSError) and e.strerror:
-            raise ImageIOError(f"{path}: cannot write ({_os_reason(e)})") from None
-        if isinstance(e, (OSError, ValueError, ImportError)) and not isinstance(e, ImageIOError):
-            raise ImageIOError(f"{path}: cannot write ({_one_line(e)})") from None
-        raise
+    except (ValueError, ImportError) as e:
+        raise ImageIOError(f"{path}: cannot write ({_one_line(e)})") from None
 
 
 def _encode(f, data: np.ndarray, fmt: str, icc_profile) -> None:
@@ -266,29 +256,6 @@ def _encode(f, data: np.ndarray, fmt: str, icc_profile) -> None:
         im.save(f, format="PNG", compress_level=6, **extra)
     else:
         im.save(f, format="TIFF", compression="tiff_adobe_deflate", **extra)
-
-
-def _commit(tmp: str, path: str, overwrite: bool) -> None:
-    """Move the finished temp file into place; without overwrite, never clobber (link fails if taken)."""
-    if overwrite:
-        os.replace(tmp, path)
-        return
-    try:
-        os.link(tmp, path)  # atomic "create only if absent"
-    except FileExistsError:
-        raise ImageIOError(f"{path}: exists (use --overwrite to replace it)") from None
-    except OSError:  # filesystem without hard links
-        if os.path.lexists(path):
-            raise ImageIOError(f"{path}: exists (use --overwrite to replace it)") from None
-        os.replace(tmp, path)
-        return
-    os.unlink(tmp)
-
-
-def _umask() -> int:
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
 
 
 def _os_reason(e: OSError) -> str:

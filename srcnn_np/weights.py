@@ -21,13 +21,14 @@ import io
 import json
 import os
 import stat
-import tempfile
 import zipfile
 import zlib
 from dataclasses import dataclass, field
 from importlib import resources
 
 import numpy as np
+
+from .atomic import atomic_output
 
 WEIGHTS_MAGIC = 0x53524E50  # "SRNP"
 # FORMAT_VERSION history:
@@ -115,15 +116,8 @@ def save_weights(path, arrays: dict, scale: int, meta: dict | None = None) -> No
         "meta": np.frombuffer(meta_bytes, dtype=np.uint8),
         **w.arrays(),
     }
-    directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=".npz")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, **contents)
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
+    with atomic_output(path, overwrite=True, suffix=".npz") as tmp:  # .npz: np.savez appends it otherwise
+        np.savez(tmp, **contents)
 
 
 def _expected_header(name: str):

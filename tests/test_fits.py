@@ -338,8 +338,9 @@ def test_write_failure_leaves_no_temp_file_and_the_old_file_intact(tmp_path, mon
     path = tmp_path / "out.fits"
     path.write_bytes(b"precious")
 
-    def disk_full(self, fileobj, **kwargs):
-        fileobj.write(b"SIMPLE  =                    T")
+    def disk_full(self, name, **kwargs):
+        with open(name, "wb") as f:
+            f.write(b"SIMPLE  =                    T")
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr(fits.PrimaryHDU, "writeto", disk_full)

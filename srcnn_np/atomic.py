@@ -1,0 +1,66 @@
+"""Atomic file output: write a temp file beside the target, fsync it, then move it into place.
+
+A file written through `atomic_output` is either complete at its final path or absent. An existing
+file is replaced only with overwrite=True, and even then stays intact until the new one is complete.
+"""
+import errno
+import os
+import tempfile
+from contextlib import contextmanager
+
+
+class OutputExistsError(FileExistsError):
+    """The target exists and overwrite was not asked for."""
+
+
+def current_umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+@contextmanager
+def atomic_output(path, *, overwrite: bool = False, suffix: str = ".tmp"):
+    """Yield the name of a new empty temp file beside `path`; on a clean exit, move it to `path`.
+
+    Write the temp file by name (some encoders want a real path). It gets the permissions a plain
+    open() would give (0666 & ~umask), not mkstemp's 0600. Without `overwrite`, an existing `path`
+    raises OutputExistsError, before and (atomically, through a hard link) after writing.
+    On any exception, the temp file is removed and `path` is untouched.
+    """
+    path = os.fspath(path)
+    if not overwrite and os.path.lexists(path):
+        raise OutputExistsError(errno.EEXIST, "exists", path)
+    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(os.path.abspath(path)),
+                               prefix="." + os.path.basename(path) + ".", suffix=suffix)
+    try:
+        os.fchmod(fd, 0o666 & ~current_umask())
+        os.close(fd)
+        yield tmp
+        fd = os.open(tmp, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        _commit(tmp, path, overwrite)
+    except BaseException:
+        if os.path.lexists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def _commit(tmp: str, path: str, overwrite: bool) -> None:
+    """Move the finished temp file into place; without overwrite, never clobber (link fails if taken)."""
+    if overwrite:
+        os.replace(tmp, path)
+        return
+    try:
+        os.link(tmp, path)  # atomic "create only if absent"
+    except FileExistsError:
+        raise OutputExistsError(errno.EEXIST, "exists", path) from None
+    except OSError:  # a filesystem without hard links
+        if os.path.lexists(path):
+            raise OutputExistsError(errno.EEXIST, "exists", path) from None
+        os.replace(tmp, path)
+        return
+    os.unlink(tmp)
