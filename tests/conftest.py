@@ -24,6 +24,24 @@ def weights():
     return random_weights(0)
 
 
+@pytest.fixture(scope="module")
+def weights_file(tmp_path_factory):
+    """A weights file of random_weights(9) at x2, for tests that go through files and the CLI."""
+    from srcnn_np.weights import save_weights
+
+    path = tmp_path_factory.mktemp("weights") / "random.npz"
+    save_weights(path, random_weights(9).arrays(), scale=2, meta={"note": "random weights for tests"})
+    return str(path)
+
+
+def sky(h, w, c=None, dtype=np.uint8, seed=0):
+    """A sparse, star-field-like random image (H, W[, C]) of an unsigned integer dtype."""
+    rng = np.random.default_rng(seed)
+    top = np.iinfo(dtype).max
+    shape = (h, w) if c is None else (h, w, c)
+    return (rng.random(shape) ** 4 * top).astype(dtype)
+
+
 @pytest.fixture(scope="session")
 def hubble_gray():
     """scikit-image's Hubble Deep Field, as (H, W) float32 gray in [0, 1]."""

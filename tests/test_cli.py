@@ -9,23 +9,8 @@ from PIL import Image
 
 from srcnn_np import png16
 from srcnn_np.cli import EXIT_FAILED, EXIT_OK, EXIT_USAGE, main
-from srcnn_np.weights import save_weights
 
-from .conftest import random_weights
-
-
-@pytest.fixture(scope="module")
-def weights_file(tmp_path_factory):
-    path = tmp_path_factory.mktemp("weights") / "random.npz"
-    save_weights(path, random_weights(9).arrays(), scale=2, meta={"note": "cli tests"})
-    return str(path)
-
-
-def sky(h, w, c=None, dtype=np.uint8, seed=0):
-    rng = np.random.default_rng(seed)
-    top = np.iinfo(dtype).max
-    shape = (h, w) if c is None else (h, w, c)
-    return (rng.random(shape) ** 4 * top).astype(dtype)
+from .conftest import random_weights, sky
 
 
 def run(args, capsys):

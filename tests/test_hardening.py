@@ -22,26 +22,12 @@ from PIL import Image
 
 from srcnn_np import imageio, png16
 from srcnn_np.cli import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, main
-from srcnn_np.weights import FORMAT_VERSION, WEIGHTS_MAGIC, save_weights
+from srcnn_np.weights import FORMAT_VERSION, WEIGHTS_MAGIC
 
-from .conftest import random_weights
+from .conftest import random_weights, sky
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SUBPROCESS_TIMEOUT = 240  # s; generous for a cold Numba cache on a busy 2-core machine
-
-
-@pytest.fixture(scope="module")
-def weights_file(tmp_path_factory):
-    path = tmp_path_factory.mktemp("weights") / "random.npz"
-    save_weights(path, random_weights(9).arrays(), scale=2, meta={"note": "hardening tests"})
-    return str(path)
-
-
-def sky(h, w, c=None, dtype=np.uint8, seed=0):
-    rng = np.random.default_rng(seed)
-    top = np.iinfo(dtype).max
-    shape = (h, w) if c is None else (h, w, c)
-    return (rng.random(shape) ** 4 * top).astype(dtype)
 
 
 def encode(image: Image.Image, fmt: str, **options) -> bytes:
