@@ -200,7 +200,12 @@ def _pillow_pixels(im: Image.Image, path: str):
 def quantize(pixels: np.ndarray, bit_depth: int) -> np.ndarray:
     """float32 in [0, 1] -> uint8 (bit_depth 8) or uint16 (bit_depth 16), rounded to nearest."""
     top, dtype = (255, np.uint8) if bit_depth == 8 else (65535, np.uint16)
-    return np.rint(np.clip(pixels, 0.0, 1.0) * np.float32(top)).astype(dtype)
+    out = np.empty(pixels.shape, dtype=dtype)
+    for r in range(0, pixels.shape[0], 256):  # by row blocks: one small float temporary
+        scaled = np.multiply(pixels[r:r + 256], np.float32(top), dtype=np.float32)
+        np.clip(scaled, 0, top, out=scaled)
+        out[r:r + 256] = np.rint(scaled, out=scaled)
+    return out
 
 
 def write_image(path, pixels: np.ndarray, fmt: str, bit_depth: int = 8, *, overwrite: bool = False,
