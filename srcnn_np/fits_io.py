@@ -7,6 +7,11 @@ it (BSCALE/BZERO applied; BLANK pixels of integer data become NaN). Integer BITP
 written back as float32 (BITPIX = -32): upscaled values are not integers and blank pixels need
 NaN. Float data keeps its type (float32 -> float32, float64 -> float64).
 
+Hostile files: `check_fits_structure` walks the raw headers before astropy sees them (valid
+BITPIX, NAXIS <= 999, every NAXISn present, no more data claimed than the file holds; gzip,
+bzip2, xz and zip files on their decompressed stream, at most 4 GiB), and anything astropy still
+raises becomes a one-line FitsError; astropy's warnings are silenced while reading.
+
 Header (`upscaled_header`), for scale s, pixel axes 1 and 2 only (a cube's axis 3 and its
 spectral WCS are untouched):
 - every card is carried over; NAXIS1/NAXIS2 are multiplied by s; a HISTORY card is added.
@@ -26,13 +31,21 @@ spectral WCS are untouched):
 The written file is one primary HDU holding the upscaled image and the header of the HDU it came
 from (for an extension, the primary header's cards are not merged in).
 """
+import bz2
+import contextlib
+import gzip
+import lzma
+import math
 import os
 import re
+import zipfile
+import zlib
 from dataclasses import dataclass
 
 import numpy as np
 
 from .atomic import OutputExistsError, atomic_output
+from .imageio import ImageIOError, _one_line, check_regular_file, quiet_decoders
 from .science import BlankImageError, upscale_science
 
 ASTROPY_HINT = 'FITS support needs astropy: pip install "srcnn_np[fits]"'
@@ -45,6 +58,20 @@ LOOKUP_DISTORTION_KEYS = ("CPDIS1", "CPDIS2", "D2IMDIS1", "D2IMDIS2", "D2IMFILE"
 SIP_PREFIXES = ("A", "B", "AP", "BP")
 SIP_KEY = re.compile(r"^(A|B|AP|BP)_(\d+)_(\d+)$")
 SECTION = re.compile(r"^\s*\[\s*(\d+)\s*:\s*(\d+)\s*,\s*(\d+)\s*:\s*(\d+)\s*\]\s*$")
+
+BLOCK_BYTES = 2880  # FITS headers and data come in blocks of 2880 bytes
+CARD_BYTES = 80
+VALID_BITPIX = (8, 16, 32, 64, -32, -64)
+MAX_NAXIS = 999
+MAX_HEADER_BLOCKS = 1000  # 36,000 cards; a longer header is refused
+MAX_DECOMPRESSED_BYTES = 4 << 30  # a compressed file (gzip, bzip2, xz, zip, tile compression) may expand to this
+READ_CHUNK_BYTES = 1 << 18
+STRUCTURE_KEY = re.compile(r"^(SIMPLE|XTENSION|BITPIX|NAXIS\d*|PCOUNT|GCOUNT|GROUPS|ZIMAGE|ZBITPIX|ZNAXIS\d*)$")
+INTEGER_VALUE = re.compile(rb"\s*([+-]?\d+)\s*(/.*)?", re.DOTALL)
+END_CARD = re.compile(rb"END(?![A-Z0-9_-])")  # astropy's test: END followed by anything but a keyword character
+DECOMPRESSORS = {b"\x1f\x8b\x08": gzip.open, b"BZ": bz2.open, b"\xfd7zXZ\x00": lzma.open}  # magic: opener
+ZIP_MAGIC = b"PK\x03\x04"
+LZW_MAGIC = b"\x1f\x9d"
 
 
 class FitsError(ValueError):
@@ -99,24 +126,31 @@ def read_fits(path, hdu=None) -> FitsImage:
     empty), an int index, or an EXTNAME (a string of digits is taken as an index).
     Returns FitsImage with data (H, W) or (..., H, W): float data as stored, integer data scaled
     by BSCALE/BZERO by astropy, BLANK integer pixels turned into NaN (the array then float32).
-    Raises FitsError with a one-line reason naming the file.
+    The file's structure is checked first (check_fits_structure), so that a hostile header cannot
+    make astropy hang or allocate more than the file holds; astropy's warnings are silenced.
+    Raises FitsError with a one-line reason naming the file (MemoryError passes through).
     """
     fits = _astropy_fits()
+    path = os.fspath(path)
+    check_fits_structure(path)
     try:
-        with fits.open(path, memmap=False) as hdul:
+        with quiet_decoders(), fits.open(path, memmap=False) as hdul:
             index, chosen = _select_hdu(hdul, hdu, path)
             data = chosen.data
             header = chosen.header.copy()
             name = chosen.name
-    except FitsError:
+            if data is None or data.ndim < 2:
+                raise FitsError(f"{path}: HDU {index} ({name}) holds no image of 2 or more axes")
+            data = _blanks_to_nan(np.asarray(data), header)
+    except (FitsError, MemoryError):
         raise
-    except FileNotFoundError:
-        raise FitsError(f"{path}: no such file") from None
-    except (OSError, ValueError, TypeError) as e:
-        raise FitsError(f"{path}: not a readable FITS file ({e})") from None
-    if data is None or data.ndim < 2:
-        raise FitsError(f"{path}: HDU {index} ({name}) holds no image of 2 or more axes")
-    data = np.asarray(data)
+    except Exception as e:  # noqa: BLE001 - astropy tripping over a hostile file (KeyError, VerifyError...)
+        raise FitsError(f"{path}: not a readable FITS file ({_one_line(e)})") from None
+    return FitsImage(data=data, header=header, hdu_name=name, hdu_index=index)
+
+
+def _blanks_to_nan(data: np.ndarray, header) -> np.ndarray:
+    """data in native byte order; integer pixels equal to the physical BLANK value become NaN (float32)."""
     data = data.astype(data.dtype.newbyteorder("="), copy=False)
     if data.dtype.kind in "iu" and "BLANK" in header:
         physical_blank = header["BLANK"] * header.get("BSCALE", 1) + header.get("BZERO", 0)
@@ -124,7 +158,194 @@ def read_fits(path, hdu=None) -> FitsImage:
         if blank.any():
             data = data.astype(np.float32)
             data[blank] = np.nan
-    return FitsImage(data=data, header=header, hdu_name=name, hdu_index=index)
+    return data
+
+
+def check_fits_structure(path) -> None:
+    """Walk the raw FITS headers of `path` before astropy builds HDUs from them.
+
+    For the primary HDU and each extension (2880-byte blocks of 80-character cards up to END),
+    refuse with FitsError (one line naming the file and the HDU) a header of more than
+    MAX_HEADER_BLOCKS blocks or without END, BITPIX not one of 8, 16, 32, 64, -32, -64, NAXIS not
+    an integer in 0..999, an NAXISn (n <= NAXIS), PCOUNT or GCOUNT missing where required, not an
+    integer or negative, and data |BITPIX|/8 * GCOUNT * (PCOUNT + NAXIS1 * ... * NAXISn) larger
+    than the bytes left in the file; then skip the data (padded to 2880 bytes) to the next header.
+    Bytes after the last HDU that do not start with XTENSION end the walk (astropy ignores them).
+    Tile-compressed images (ZIMAGE = T) get the same checks on ZBITPIX/ZNAXIS/ZNAXISn, their
+    image being at most MAX_DECOMPRESSED_BYTES.
+    gzip, bzip2, xz and single-member zip files (astropy opens them transparently) are checked
+    on their decompressed stream, read in bounded chunks, with at most MAX_DECOMPRESSED_BYTES;
+    LZW (.Z) files are refused. The file is never read whole: plain files are seeked past data.
+    """
+    path = os.fspath(path)
+    try:
+        check_regular_file(path)  # a FIFO would block here and in astropy
+    except ImageIOError as e:
+        raise FitsError(str(e)) from None
+    try:
+        with _fits_stream(path) as (stream, size):
+            _walk_hdus(stream, size, path)
+    except (OSError, EOFError, zlib.error, lzma.LZMAError, zipfile.BadZipFile,
+            NotImplementedError, RuntimeError) as e:  # the last two: zip compression methods, encryption
+        raise FitsError(f"{path}: cannot read the file ({_one_line(e)})") from None
+
+
+@contextlib.contextmanager
+def _fits_stream(path: str):
+    """(binary stream of the FITS bytes, its size or None when decompressed on the fly)."""
+    with open(path, "rb") as f:
+        magic = f.read(6)
+        opener = next((op for m, op in DECOMPRESSORS.items() if magic.startswith(m)), None)
+        if magic.startswith(LZW_MAGIC):
+            raise FitsError(f"{path}: LZW-compressed (.Z) FITS is not supported; decompress it first")
+        if opener is None and not magic.startswith(ZIP_MAGIC):
+            f.seek(0)
+            yield f, os.fstat(f.fileno()).st_size
+            return
+    if opener is not None:
+        with opener(path, "rb") as stream:
+            yield stream, None
+        return
+    with zipfile.ZipFile(path) as archive:
+        members = archive.namelist()
+        if len(members) != 1:
+            raise FitsError(f"{path}: a zipped FITS file must hold exactly one member (it holds {len(members)})")
+        with archive.open(members[0]) as stream:
+            yield stream, None
+
+
+def _walk_hdus(stream, size, path: str) -> None:
+    """check_fits_structure's walk; size: the stream's length, or None for a decompressed stream."""
+    position, index = 0, 0
+    while True:
+        first_block = stream.read(BLOCK_BYTES)
+        if index == 0 and not first_block:
+            raise FitsError(f"{path}: empty file")
+        if index == 0 and _card_key_value(first_block[:CARD_BYTES])[0] != "SIMPLE":
+            raise FitsError(f"{path}: not a FITS file (it does not start with a SIMPLE card)")
+        if index > 0 and (len(first_block) < BLOCK_BYTES or not first_block.startswith(b"XTENSION")):
+            return  # end of file, or trailing bytes astropy ignores
+        where = f"{path}: HDU {index}"
+        cards, header_blocks = _header_cards(stream, first_block, where)
+        position += header_blocks * BLOCK_BYTES
+        data_bytes = _data_bytes(cards, where)
+        if size is None and position + data_bytes > MAX_DECOMPRESSED_BYTES:
+            raise FitsError(f"{where}: the data would decompress to more than {MAX_DECOMPRESSED_BYTES >> 30} GiB")
+        left = _skip(stream, data_bytes, size, position)
+        if left is not None:
+            raise FitsError(f"{where}: the header claims {data_bytes} bytes of data but only {left} are left "
+                            "in the file (truncated file or corrupt NAXISn)")
+        padded = -(-data_bytes // BLOCK_BYTES) * BLOCK_BYTES
+        _skip(stream, padded - data_bytes, size, position + data_bytes)  # the padding may be missing at the end
+        position += padded
+        index += 1
+
+
+def _skip(stream, nbytes: int, size, position: int):
+    """Move the stream nbytes forward from `position`; None, or the bytes that were left if it ends first."""
+    if size is not None:  # a plain file: compare with its size, then seek
+        if position + nbytes > size:
+            return max(size - position, 0)
+        stream.seek(position + nbytes)
+        return None
+    done = 0
+    while done < nbytes:
+        got = len(stream.read(min(nbytes - done, READ_CHUNK_BYTES)))
+        if got == 0:
+            return done
+        done += got
+    return None
+
+
+def _header_cards(stream, first_block: bytes, where: str):
+    """({structural keyword: raw value bytes or None}, header blocks) of the header starting with first_block."""
+    cards, block, blocks = {}, first_block, 0
+    while True:
+        if len(block) < BLOCK_BYTES:
+            raise FitsError(f"{where}: truncated header (the file ends before its END card)")
+        blocks += 1
+        for at in range(0, BLOCK_BYTES, CARD_BYTES):
+            card = block[at:at + CARD_BYTES]
+            if END_CARD.match(card):
+                return cards, blocks
+            key, value = _card_key_value(card)
+            if STRUCTURE_KEY.match(key):
+                if key in cards:
+                    raise FitsError(f"{where}: {key} appears twice in the header")
+                cards[key] = value
+        if blocks == MAX_HEADER_BLOCKS:
+            raise FitsError(f"{where}: no END card in the first {MAX_HEADER_BLOCKS} header blocks")
+        block = stream.read(BLOCK_BYTES)
+
+
+def _card_key_value(card: bytes):
+    """(upper-case keyword, raw value bytes or None) of an 80-byte card, the way astropy reads keywords:
+    "KEY = value", with '= ' allowed before column 9, and HIERARCH cards."""
+    if card[:8].strip().upper() == b"HIERARCH" and card[8:9] == b" " and b"=" in card:
+        key, value = card[9:].split(b"=", 1)
+    elif 0 <= card.find(b"= ") <= 8:
+        key, value = card[:card.find(b"= ")], card[card.find(b"= ") + 2:]
+    else:
+        key, value = card[:8], None
+    return key.strip().upper().decode("latin-1"), value
+
+
+def _shown(value) -> str:
+    """A card's raw value for an error message: printable ASCII, without its comment."""
+    if value is None:
+        return "(no value)"
+    text = value.split(b"/", 1)[0].strip().decode("latin-1")
+    return "".join(c if " " <= c <= "~" else "?" for c in text)[:30]
+
+
+def _integer(cards: dict, key: str, where: str, default=None) -> int:
+    if key not in cards:
+        if default is None:
+            raise FitsError(f"{where}: {key} is missing")
+        return default
+    m = INTEGER_VALUE.fullmatch(cards[key] or b"")
+    if m is None:
+        raise FitsError(f"{where}: {key} = {_shown(cards[key])} is not an integer")
+    return int(m.group(1))
+
+
+def _count(cards: dict, key: str, where: str, default=None) -> int:
+    """A non-negative integer card (NAXISn, PCOUNT, GCOUNT)."""
+    value = _integer(cards, key, where, default)
+    if value < 0:
+        raise FitsError(f"{where}: {key} = {value} is negative")
+    return value
+
+
+def _image_axes(cards: dict, where: str, prefix: str = ""):
+    """(|BITPIX| / 8, [NAXIS1, ..., NAXISn]) checked; prefix "Z" for a tile-compressed image."""
+    bitpix = _integer(cards, prefix + "BITPIX", where)
+    if bitpix not in VALID_BITPIX:
+        raise FitsError(f"{where}: {prefix}BITPIX = {bitpix} is not one of {', '.join(map(str, VALID_BITPIX))}")
+    naxis = _integer(cards, prefix + "NAXIS", where)
+    if not 0 <= naxis <= MAX_NAXIS:
+        raise FitsError(f"{where}: {prefix}NAXIS = {naxis} is not in 0..{MAX_NAXIS}")
+    return abs(bitpix) // 8, [_count(cards, f"{prefix}NAXIS{n}", where) for n in range(1, naxis + 1)]
+
+
+def _data_bytes(cards: dict, where: str) -> int:
+    """Size of the HDU's data in bytes, without padding, from its checked structural cards."""
+    value_bytes, axes = _image_axes(cards, where)
+    pcount, gcount = _count(cards, "PCOUNT", where, 0), _count(cards, "GCOUNT", where, 1)
+    if _is_true(cards.get("ZIMAGE")):
+        z_value_bytes, z_axes = _image_axes(cards, where, "Z")
+        if z_value_bytes * math.prod(z_axes) > MAX_DECOMPRESSED_BYTES:
+            raise FitsError(f"{where}: the compressed image would decompress to more than "
+                            f"{MAX_DECOMPRESSED_BYTES >> 30} GiB")
+    if not axes:
+        return 0
+    if _is_true(cards.get("GROUPS")) and axes[0] == 0:  # random groups: NAXIS1 = 0 is not a dimension
+        axes = axes[1:]
+    return value_bytes * gcount * (pcount + math.prod(axes))
+
+
+def _is_true(value) -> bool:
+    return value is not None and value.split(b"/", 1)[0].strip() == b"T"
 
 
 def _scale_section(value: str, scale: int):

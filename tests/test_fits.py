@@ -1,7 +1,13 @@
-"""srcnn_np.fits_io: FITS read/write, header and WCS rescaling, checked with astropy.wcs."""
+"""srcnn_np.fits_io: FITS read/write, header and WCS rescaling, checked with astropy.wcs; hostile
+files refused by the structural check before astropy reads them."""
+import bz2
+import gzip
+import io
+import lzma
 import os
 import sys
 import warnings
+import zipfile
 
 import numpy as np
 import pytest
@@ -13,6 +19,7 @@ from srcnn_np import __version__
 from srcnn_np.fits_io import (
     ASTROPY_HINT,
     FitsError,
+    check_fits_structure,
     read_fits,
     upscale_fits,
     upscaled_header,
@@ -23,6 +30,7 @@ from srcnn_np.science import block_mean, block_repeat
 from srcnn_np.weights import Weights
 
 from .checks import assert_close
+from .test_fuzz import fits_bytes
 
 
 def bicubic_fn(scale):
@@ -403,3 +411,216 @@ def test_real_images_through_srcnn_and_fits(tmp_path, name):
     corr = np.corrcoef(out[valid], ref[valid])[0, 1]
     assert corr > 0.99, f"{name}: correlation with bicubic {corr:.4f}"
     assert pixel_mismatch(fits.getheader(src), back.header, 2, out.shape) < 1e-3
+
+
+# ---------------------------------------------------------------- hostile files: check_fits_structure
+
+
+def image_file(changes=(), data=b"\0" * 8, first=("SIMPLE", "T")) -> bytes:
+    """A 2x2 int16 primary HDU from cards; changes: {KEY: raw value, or None to drop the card}."""
+    cards = dict([first, ("BITPIX", "16"), ("NAXIS", "2"), ("NAXIS1", "2"), ("NAXIS2", "2")])
+    cards.update(changes)
+    return fits_bytes(*[(k, v) for k, v in cards.items() if v is not None], data=data)
+
+
+def extension(*cards, xtension="'IMAGE'", data=b"") -> bytes:
+    return fits_bytes(("XTENSION", xtension), *cards, ("PCOUNT", "0"), ("GCOUNT", "1"), data=data)
+
+
+EMPTY_PRIMARY = fits_bytes(("SIMPLE", "T"), ("BITPIX", "8"), ("NAXIS", "0"), ("EXTEND", "T"))
+BITPIX_LIST = "8, 16, 32, 64, -32, -64"
+BEYOND = "are left in the file (truncated file or corrupt NAXISn)"
+
+REFUSED = {  # name: (file bytes, the message after "{path}: ")
+    "empty": (b"", "empty file"),
+    "no_simple": (image_file(first=("SIMPLX", "T")), "not a FITS file (it does not start with a SIMPLE card)"),
+    "bitpix_7": (image_file({"BITPIX": "7"}), f"HDU 0: BITPIX = 7 is not one of {BITPIX_LIST}"),
+    "bitpix_256": (image_file({"BITPIX": "256"}), f"HDU 0: BITPIX = 256 is not one of {BITPIX_LIST}"),
+    "bitpix_text": (image_file({"BITPIX": "'X'"}), "HDU 0: BITPIX = 'X' is not an integer"),
+    "bitpix_missing": (image_file({"BITPIX": None}), "HDU 0: BITPIX is missing"),
+    "naxis_float": (image_file({"NAXIS": "2.0"}), "HDU 0: NAXIS = 2.0 is not an integer"),
+    "naxis_1000": (image_file({"NAXIS": "1000"}), "HDU 0: NAXIS = 1000 is not in 0..999"),
+    "naxis_negative": (image_file({"NAXIS": "-1"}), "HDU 0: NAXIS = -1 is not in 0..999"),
+    "naxis2_missing": (image_file({"NAXIS2": None}), "HDU 0: NAXIS2 is missing"),
+    "naxis1_logical": (image_file({"NAXIS1": "T"}), "HDU 0: NAXIS1 = T is not an integer"),
+    "naxis1_negative": (image_file({"NAXIS1": "-2"}), "HDU 0: NAXIS1 = -2 is negative"),
+    "naxis1_twice": (fits_bytes(("SIMPLE", "T"), ("BITPIX", "16"), ("NAXIS", "2"), ("NAXIS1", "2"), ("NAXIS2", "2"),
+                                ("NAXIS1", "99999"), data=b"\0" * 8), "HDU 0: NAXIS1 appears twice in the header"),
+    "gcount_negative": (image_file({"GCOUNT": "-1"}), "HDU 0: GCOUNT = -1 is negative"),
+    "naxis2_4294967295": (image_file({"NAXIS2": "4294967295"}),
+                          f"HDU 0: the header claims 17179869180 bytes of data but only 2880 {BEYOND}"),
+    "truncated_data": (image_file({"NAXIS1": "2000"}),
+                       f"HDU 0: the header claims 8000 bytes of data but only 2880 {BEYOND}"),
+    "no_end": (b"".join(f"{k:<8}= {v:>20}".ljust(80).encode() for k, v in
+                        [("SIMPLE", "T"), ("BITPIX", "8"), ("NAXIS", "0")]).ljust(2880),
+               "HDU 0: truncated header (the file ends before its END card)"),
+    "header_too_long": ((b"SIMPLE  =                    T".ljust(80) + b"COMMENT".ljust(80) * 35)
+                        + b"COMMENT".ljust(80) * 36 * 1000 + b"END".ljust(2880),
+                        "HDU 0: no END card in the first 1000 header blocks"),
+    "extension_naxis_huge": (EMPTY_PRIMARY + extension(("BITPIX", "8"), ("NAXIS", "2147483647"), ("NAXIS1", "2")),
+                             "HDU 1: NAXIS = 2147483647 is not in 0..999"),
+    "extension_beyond": (EMPTY_PRIMARY + extension(("BITPIX", "-64"), ("NAXIS", "2"), ("NAXIS1", "5"),
+                                                   ("NAXIS2", "1000"), data=b"\0" * 80),
+                         f"HDU 1: the header claims 40000 bytes of data but only 2880 {BEYOND}"),
+    "tile_compressed_huge": (EMPTY_PRIMARY + extension(
+        ("BITPIX", "8"), ("NAXIS", "2"), ("NAXIS1", "8"), ("NAXIS2", "0"), ("TFIELDS", "1"), ("TFORM1", "'1PB(0)'"),
+        ("ZIMAGE", "T"), ("ZBITPIX", "-32"), ("ZNAXIS", "2"), ("ZNAXIS1", "100000"), ("ZNAXIS2", "100000"),
+        xtension="'BINTABLE'"), "HDU 1: the compressed image would decompress to more than 4 GiB"),
+    "tile_compressed_bad_zbitpix": (EMPTY_PRIMARY + extension(
+        ("BITPIX", "8"), ("NAXIS", "2"), ("NAXIS1", "8"), ("NAXIS2", "0"), ("TFIELDS", "1"), ("TFORM1", "'1PB(0)'"),
+        ("ZIMAGE", "T"), ("ZBITPIX", "7"), ("ZNAXIS", "2"), ("ZNAXIS1", "1"), ("ZNAXIS2", "1"),
+        xtension="'BINTABLE'"), f"HDU 1: ZBITPIX = 7 is not one of {BITPIX_LIST}"),
+    "gzip_truncated_data": (gzip.compress(image_file({"NAXIS1": "2000"})),
+                            f"HDU 0: the header claims 8000 bytes of data but only 2880 {BEYOND}"),
+    "gzip_huge_claim": (gzip.compress(image_file({"BITPIX": "-64", "NAXIS1": "30000", "NAXIS2": "30000"})),
+                        "HDU 0: the data would decompress to more than 4 GiB"),
+    "gzip_cut": (gzip.compress(image_file())[:-12],
+                 "cannot read the file (Compressed file ended before the end-of-stream marker was reached)"),
+    "lzw": (b"\x1f\x9d\x90" + b"\0" * 100, "LZW-compressed (.Z) FITS is not supported; decompress it first"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(REFUSED))
+def test_hostile_structure_is_refused_before_astropy_reads_it(tmp_path, monkeypatch, name):
+    data, reason = REFUSED[name]
+    path = tmp_path / f"{name}.fits"
+    path.write_bytes(data)
+
+    def astropy_must_not_open(*args, **kwargs):
+        raise AssertionError("astropy opened a file check_fits_structure should have refused")
+
+    monkeypatch.setattr(fits, "open", astropy_must_not_open)
+    with pytest.raises(FitsError) as e:
+        read_fits(path)
+    assert str(e.value) == f"{path}: {reason}"
+
+
+def test_a_pipe_is_refused_without_blocking(tmp_path):
+    path = tmp_path / "pipe.fits"
+    os.mkfifo(path)
+    with pytest.raises(FitsError) as e:
+        read_fits(path)
+    assert str(e.value) == f"{path}: not a regular file (a pipe, socket or device)"
+
+
+def test_astropy_errors_become_one_line_naming_the_file(tmp_path, monkeypatch):
+    """Anything astropy raises past the structural check (here a real VerifyError, then planted
+    multi-line OSError and KeyError) is 'not a readable FITS file (first line)'; MemoryError passes."""
+    from srcnn_np import fits_io
+
+    path = tmp_path / "unparsable.fits"
+    path.write_bytes(image_file({"EXTNAME": "'abc"}))
+    with pytest.raises(FitsError) as e:
+        read_fits(path)
+    assert str(e.value) == (f"{path}: not a readable FITS file (Unparsable card (EXTNAME), fix it first with "
+                            ".verify('fix').)")
+    path = tmp_path / "good.fits"
+    path.write_bytes(image_file())
+    for planted, shown in [(OSError("first line\nThere may be extra bytes"), "first line"),
+                           (KeyError("NAXIS3"), "'NAXIS3'")]:
+        def select(*args, planted=planted):
+            raise planted
+        monkeypatch.setattr(fits_io, "_select_hdu", select)
+        with pytest.raises(FitsError) as e:
+            read_fits(path)
+        assert str(e.value) == f"{path}: not a readable FITS file ({shown})"
+
+    def out_of_memory(*args):
+        raise MemoryError
+
+    monkeypatch.setattr(fits_io, "_select_hdu", out_of_memory)
+    with pytest.raises(MemoryError):
+        read_fits(path)
+
+
+def test_astropy_warnings_and_log_lines_are_silenced(tmp_path, capfd):
+    """Bytes after the last HDU make astropy warn (and its logger print WARNING: on stderr); read_fits
+    reads the image and says nothing."""
+    path = tmp_path / "trailing.fits"
+    path.write_bytes(image_file(data=np.array([[1, 2], [3, 4]], ">i2").tobytes()) + b"junk" * 100)
+    with warnings.catch_warnings(record=True) as astropy_said:
+        warnings.simplefilter("always")
+        with fits.open(path) as hdul:
+            len(hdul)
+    assert astropy_said, "astropy no longer warns about this file: pick another"
+    capfd.readouterr()
+    with warnings.catch_warnings(record=True) as we_said:
+        warnings.simplefilter("always")
+        data = read_fits(path).data
+    assert data.tolist() == [[1, 2], [3, 4]]
+    assert [str(w.message) for w in we_said] == []
+    assert capfd.readouterr() == ("", "")
+
+
+def varied_hdus() -> "fits.HDUList":
+    """An int16 primary with BSCALE/BZERO, a table with a heap, a tile-compressed image, a cube, a float64 image."""
+    rng = np.random.default_rng(3)
+    primary = fits.PrimaryHDU((rng.random((6, 5)) * 1000).astype(np.int16))
+    primary.header["BSCALE"], primary.header["BZERO"] = 0.5, 100.0
+    heap = fits.Column(name="v", format="PJ()", array=np.array([np.arange(3), np.arange(70)], dtype=object))
+    return fits.HDUList([primary, fits.BinTableHDU.from_columns([heap], name="TAB"),
+                         fits.CompImageHDU(rng.random((9, 7)).astype(np.float32), name="COMP"),
+                         fits.ImageHDU(rng.random((3, 6, 5)).astype(np.float32), name="CUBE"),
+                         fits.ImageHDU(rng.random((4, 7)), name="SCI")])
+
+
+def compressed(data: bytes, kind: str) -> bytes:
+    if kind == "zip":
+        buf = io.BytesIO()
+        with zipfile.ZipFile(buf, "w") as z:
+            z.writestr("image.fits", data)
+        return buf.getvalue()
+    return {"plain": lambda d: d, "gzip": gzip.compress, "bzip2": bz2.compress, "xz": lzma.compress}[kind](data)
+
+
+@pytest.mark.parametrize("kind", ["plain", "gzip", "bzip2", "xz", "zip"])
+def test_valid_files_read_exactly_as_astropy_reads_them(tmp_path, kind):
+    plain = tmp_path / "plain.fits"
+    varied_hdus().writeto(plain)
+    path = tmp_path / f"image.fits.{kind}"
+    path.write_bytes(compressed(plain.read_bytes(), kind))
+    for hdu, index in [(None, 0), ("COMP", 2), ("CUBE", 3), ("SCI", 4)]:
+        image = read_fits(path, hdu)
+        with fits.open(plain) as hdul:
+            want = hdul[index].data  # accessing scaled data turns BITPIX into -32 in the header, as in read_fits
+            want_header = hdul[index].header.copy()
+        assert image.hdu_index == index and image.header == want_header, repr(image.header)
+        assert image.data.dtype == want.dtype.newbyteorder("=") and image.data.dtype.isnative, image.data.dtype
+        assert np.array_equal(image.data, want), f"HDU {index}: {np.abs(image.data - want).max()}"
+
+
+def test_random_groups_pass_the_structure_check(tmp_path):
+    groups = fits.GroupsHDU(fits.GroupData(np.arange(60, dtype=np.float32).reshape(3, 1, 4, 5), parnames=["a", "b"],
+                                           pardata=[np.arange(3.0), np.arange(3.0)], bitpix=-32))
+    path = tmp_path / "groups.fits"
+    groups.writeto(path)
+    check_fits_structure(path)  # NAXIS1 = 0: data = 4 * GCOUNT * (PCOUNT + NAXIS2 * NAXIS3 * NAXIS4)
+    with open(path, "ab") as f:
+        f.truncate(os.path.getsize(path) - 2880)
+    with pytest.raises(FitsError, match="HDU 0: the header claims 264 bytes of data but only 0 are left"):
+        check_fits_structure(path)
+
+
+@pytest.mark.parametrize("kind", ["plain", "gzip"])
+def test_structure_check_reads_in_bounded_chunks(tmp_path, kind):
+    """A 64 MiB image is checked without reading its data whole (plain: seeked past; gzip: 256 KiB pieces)."""
+    import tracemalloc
+
+    header = image_file({"BITPIX": "-32", "NAXIS1": "4096", "NAXIS2": "4096"}, data=b"")
+    path = tmp_path / "big.fits"
+    if kind == "plain":
+        with open(path, "wb") as f:
+            f.write(header)
+            f.truncate(len(header) + 4 * 4096 * 4096)  # sparse: no disk used
+    else:
+        with gzip.open(path, "wb", compresslevel=1) as f:
+            f.write(header)
+            for _ in range(64):
+                f.write(bytes(1 << 20))
+    tracemalloc.start()
+    try:
+        check_fits_structure(path)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 4 << 20, f"{peak} bytes allocated to check a {os.path.getsize(path)}-byte file"

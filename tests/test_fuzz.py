@@ -119,8 +119,6 @@ FITS_FOUND_BY_FUZZING = {
 }
 
 
-@pytest.mark.xfail(strict=True, reason="fits_io.read_fits lets astropy's KeyError escape, hangs on a huge NAXIS "
-                   "(FITS allows <= 999) and allocates what NAXISn claim: for the fits_io owner; drop once fixed")
 @pytest.mark.parametrize("name", sorted(FITS_FOUND_BY_FUZZING))
 def test_regression_fits_headers_found_by_fuzzing(tmp_path, name):
     """read_fits in a child (4 GiB of address space, 10 s: a hang or a huge allocation must not take the
@@ -134,7 +132,7 @@ def test_regression_fits_headers_found_by_fuzzing(tmp_path, name):
              "try:\n    read_fits(sys.argv[1])\nexcept FitsError as e:\n    print(e)\n")
     try:
         done = subprocess.run([sys.executable, "-c", child, str(path)], capture_output=True, text=True, cwd=REPO,
-                              timeout=10)
+                              check=False, timeout=10)
     except subprocess.TimeoutExpired:
         pytest.fail(f"{name}: read_fits still {found}")
     assert done.returncode == 0 and done.stdout.startswith(str(path)), f"{name} ({found}): {done.stderr[-1500:]}"
