@@ -17,11 +17,9 @@ import argparse
 import csv
 import json
 import math
-import os
 import platform
 import shlex
 import sys
-import tempfile
 import time
 from datetime import datetime, timezone
 from pathlib import Path
@@ -32,6 +30,7 @@ import torch.nn.functional as F
 
 from reference import data
 from reference.model import SRCNN
+from srcnn_np.atomic import atomic_output
 from srcnn_np.metrics import psnr
 
 DEFAULT_ASTRO_DIR = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "esa-hubble-128"
@@ -164,24 +163,9 @@ def bicubic_psnr(images: list, scale: int) -> float:
     return float(np.mean(scores))
 
 
-def _temp_beside(path: Path, suffix: str) -> str:
-    """A new empty temp file in path's directory, with the permissions a plain open() would give."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=suffix)
-    os.close(fd)
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp, 0o666 & ~umask)
-    return tmp
-
-
 def atomic_torch_save(obj, path: Path) -> None:
-    tmp = _temp_beside(path, ".pt")
-    try:
+    with atomic_output(path, overwrite=True, suffix=".pt") as tmp:
         torch.save(obj, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
 
 
 def progress(epoch, epochs, it, iters, loss, stream=sys.stderr):
@@ -211,19 +195,16 @@ def plot_curves(rows: list, baseline: dict, path: Path) -> None:
     b.set(xlabel="epoch", ylabel="PSNR Y (dB)", title="validation PSNR (dashed: bicubic)")
     b.legend()
     fig.tight_layout()
-    tmp = _temp_beside(path, ".png")
-    fig.savefig(tmp, dpi=80, format="png")
+    with atomic_output(path, overwrite=True, suffix=".png") as tmp:
+        fig.savefig(tmp, dpi=80, format="png")
     plt.close(fig)
-    os.replace(tmp, path)
 
 
 def write_log(rows: list, path: Path) -> None:
-    tmp = _temp_beside(path, ".csv")
-    with open(tmp, "w", newline="") as f:
+    with atomic_output(path, overwrite=True, suffix=".csv") as tmp, open(tmp, "w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=LOG_FIELDS)
         w.writeheader()
         w.writerows(rows)
-    os.replace(tmp, path)
 
 
 def _number_or_none(x):

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 from .imageio import (EXTENSIONS, FORMAT_EXTENSION, MAX_PIXELS_DEFAULT, ImageIOError, check_regular_file, format_of,
                       quiet_decoders, read_image, write_image)
+from .errors import one_line
 from .progress import Progress
 from .weights import MODELS, SUPPORTED_SCALES, WeightsError
 
@@ -234,8 +235,7 @@ def upscale_job(job: Job, kw, args) -> tuple[bool, str]:
 
 def internal_error(job: Job, e: Exception) -> str:
     """The failure line for an exception nothing expected (a bug, or a library tripping over a file)."""
-    reason = str(e).strip().splitlines()[0] if str(e).strip() else ""
-    return f"{job.source}: internal error ({type(e).__name__}: {reason}); please report it"
+    return f"{job.source}: internal error ({type(e).__name__}: {one_line(e)}); please report it"
 
 
 def upscale_fits_job(job: Job, kw, args) -> tuple[bool, str]:

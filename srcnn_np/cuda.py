@@ -16,6 +16,7 @@ import math
 
 import numpy as np
 
+from .errors import one_line
 from .kernels import cubic_taps
 from .model import HALO
 
@@ -46,16 +47,16 @@ def cuda_status() -> tuple[bool, str]:
         from numba import cuda
         from numba.core import config
     except ImportError as e:  # a numba without its CUDA target, and no numba-cuda
-        return False, f"numba.cuda cannot be imported ({_one_line(e)}); {INSTALL_HINT}"
+        return False, f"numba.cuda cannot be imported ({one_line(e)}); {INSTALL_HINT}"
     except Exception as e:  # noqa: BLE001 (never raises); e.g. NUMBA_CUDA_DRIVER naming no file
-        return False, f"CUDA is not usable: {_one_line(e)}"
+        return False, f"CUDA is not usable: {one_line(e)}"
     try:
         if config.ENABLE_CUDASIM:
             return True, "numba CUDA simulator (NUMBA_ENABLE_CUDASIM=1)"
         if not cuda.is_available():
             error = cuda.cuda_error()
             if error:
-                return False, f"no usable CUDA driver ({_one_line(error)}); {DRIVER_HINT}"
+                return False, f"no usable CUDA driver ({one_line(error)}); {DRIVER_HINT}"
             return False, "no CUDA GPU found"
         from numba.cuda.cudadrv import nvvm
 
@@ -64,7 +65,7 @@ def cuda_status() -> tuple[bool, str]:
         name = cuda.get_current_device().name
         return True, f"GPU {name.decode() if isinstance(name, bytes) else name}"
     except Exception as e:  # noqa: BLE001 (never raises: any driver failure means unusable)
-        return False, f"CUDA is not usable: {_one_line(e)}"
+        return False, f"CUDA is not usable: {one_line(e)}"
 
 
 def require_cuda() -> None:
@@ -161,9 +162,3 @@ def tile_bytes(th: int, tw: int) -> int:
 def _grid(array, block: tuple) -> tuple:
     """Blocks (x, y) covering the (C, h, w) array's pixels with one thread each."""
     return math.ceil(array.shape[2] / block[0]), math.ceil(array.shape[1] / block[1])
-
-
-def _one_line(error) -> str:
-    """The first non-empty line of an error or message, for one-line user errors."""
-    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
-    return lines[0].rstrip(":") if lines else type(error).__name__

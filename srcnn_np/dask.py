@@ -43,6 +43,7 @@ from contextlib import contextmanager
 import numpy as np
 
 from . import model
+from .errors import one_line
 from .progress import Progress
 from .science import (
     FILL_ROUNDS,
@@ -265,28 +266,28 @@ class FitsSections:
     """
 
     def __init__(self, path, hdu=None):
-        from .fits_io import FitsError, _astropy_fits, _select_hdu
+        from .fits_io import FitsError, _astropy_fits, _select_hdu, check_fits_structure, physical_blank
+        from .imageio import quiet_decoders
 
         fits = _astropy_fits()
         self.path = os.fspath(path)
+        check_fits_structure(self.path)  # a hostile header cannot make astropy hang or over-allocate
         try:
-            with fits.open(self.path, memmap=False) as hdul:
+            with quiet_decoders(), fits.open(self.path, memmap=False) as hdul:
                 self.hdu_index, chosen = _select_hdu(hdul, hdu, self.path)
                 self.header = chosen.header.copy()
                 self.hdu_name = chosen.name
                 self.shape = tuple(chosen.shape)
                 corner = (slice(0, 1),) * len(self.shape)
                 probe = np.asarray(chosen.section[corner]) if all(self.shape) else None
-        except FitsError:
+        except (FitsError, MemoryError):
             raise
-        except FileNotFoundError:
-            raise DaskIOError(f"{self.path}: no such file") from None
-        except (OSError, ValueError, TypeError) as e:
-            raise DaskIOError(f"{self.path}: not a readable FITS file ({e})") from None
+        except Exception as e:  # noqa: BLE001 - astropy tripping over a damaged file
+            raise DaskIOError(f"{self.path}: not a readable FITS file ({one_line(e)})") from None
         if probe is None or len(self.shape) < 2:
             raise DaskIOError(f"{self.path}: HDU {self.hdu_index} ({self.hdu_name}) holds no image "
                               "of 2 or more axes")
-        self.blank = self.header["BLANK"] if probe.dtype.kind in "iu" and "BLANK" in self.header else None
+        self.blank = physical_blank(self.header, probe.dtype)
         self.dtype = np.dtype(np.float32) if self.blank is not None else probe.dtype.newbyteorder("=")
         self.ndim = len(self.shape)
 
@@ -522,4 +523,4 @@ def run_on_cluster(client, fn, items, *args):
         try:
             yield item, future.result(), None
         except Exception as e:  # noqa: BLE001 - whatever the task raised, re-raised here, or a lost worker
-            yield item, None, f"{type(e).__name__}: {e}".splitlines()[0]
+            yield item, None, f"{type(e).__name__}: {one_line(e)}"

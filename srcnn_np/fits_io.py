@@ -45,7 +45,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from .atomic import OutputExistsError, atomic_output
-from .imageio import ImageIOError, _one_line, check_regular_file, quiet_decoders
+from .errors import one_line
+from .imageio import ImageIOError, check_regular_file, quiet_decoders
 from .science import BlankImageError, upscale_science
 
 ASTROPY_HINT = 'FITS support needs astropy: pip install "srcnn_np[fits]"'
@@ -145,16 +146,26 @@ def read_fits(path, hdu=None) -> FitsImage:
     except (FitsError, MemoryError):
         raise
     except Exception as e:  # noqa: BLE001 - astropy tripping over a hostile file (KeyError, VerifyError...)
-        raise FitsError(f"{path}: not a readable FITS file ({_one_line(e)})") from None
+        raise FitsError(f"{path}: not a readable FITS file ({one_line(e)})") from None
     return FitsImage(data=data, header=header, hdu_name=name, hdu_index=index)
+
+
+def physical_blank(header, dtype):
+    """The value BLANK pixels have in integer data as astropy returns it, or None.
+
+    (astropy itself turns BLANK into NaN when it scales integers to floats.)
+    """
+    if np.dtype(dtype).kind not in "iu" or "BLANK" not in header:
+        return None
+    return header["BLANK"] * header.get("BSCALE", 1) + header.get("BZERO", 0)
 
 
 def _blanks_to_nan(data: np.ndarray, header) -> np.ndarray:
     """data in native byte order; integer pixels equal to the physical BLANK value become NaN (float32)."""
     data = data.astype(data.dtype.newbyteorder("="), copy=False)
-    if data.dtype.kind in "iu" and "BLANK" in header:
-        physical_blank = header["BLANK"] * header.get("BSCALE", 1) + header.get("BZERO", 0)
-        blank = data == physical_blank
+    blank_value = physical_blank(header, data.dtype)
+    if blank_value is not None:
+        blank = data == blank_value
         if blank.any():
             data = data.astype(np.float32)
             data[blank] = np.nan
@@ -187,7 +198,7 @@ def check_fits_structure(path) -> None:
             _walk_hdus(stream, size, path)
     except (OSError, EOFError, zlib.error, lzma.LZMAError, zipfile.BadZipFile,
             NotImplementedError, RuntimeError) as e:  # the last two: zip compression methods, encryption
-        raise FitsError(f"{path}: cannot read the file ({_one_line(e)})") from None
+        raise FitsError(f"{path}: cannot read the file ({one_line(e)})") from None
 
 
 @contextlib.contextmanager

@@ -17,6 +17,7 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from .atomic import OutputExistsError, atomic_output
+from .errors import one_line
 
 MAX_PIXELS_DEFAULT = 200_000_000
 EXTENSIONS = {".png": "png", ".jpg": "jpeg", ".jpeg": "jpeg", ".tif": "tiff", ".tiff": "tiff"}
@@ -69,14 +70,14 @@ def read_image(path, max_pixels: int = MAX_PIXELS_DEFAULT) -> LoadedImage:
     except OSError as e:
         if e.errno is not None and e.strerror:
             raise ImageIOError(f"{path}: {_os_reason(e)}") from None
-        raise ImageIOError(f"{path}: cannot decode image ({_one_line(e)})") from None
+        raise ImageIOError(f"{path}: cannot decode image ({one_line(e)})") from None
     except (ValueError, SyntaxError, EOFError) as e:  # what decoders raise for corrupt data
-        raise ImageIOError(f"{path}: cannot decode image ({_one_line(e)})") from None
+        raise ImageIOError(f"{path}: cannot decode image ({one_line(e)})") from None
     except MemoryError:
         raise
     except Exception as e:  # noqa: BLE001 - a decoder tripping over a hostile file (fuzzed: TypeError,
         # KeyError, struct.error...) fails that file, not the batch; __context__ keeps the original
-        raise ImageIOError(f"{path}: cannot decode image ({type(e).__name__}: {_one_line(e)})") from None
+        raise ImageIOError(f"{path}: cannot decode image ({type(e).__name__}: {one_line(e)})") from None
 
 
 def check_regular_file(path: str) -> None:
@@ -235,7 +236,7 @@ def write_image(path, pixels: np.ndarray, fmt: str, bit_depth: int = 8, *, overw
     except OSError as e:
         raise ImageIOError(f"{path}: cannot write ({_os_reason(e)})") from None
     except (ValueError, ImportError) as e:
-        raise ImageIOError(f"{path}: cannot write ({_one_line(e)})") from None
+        raise ImageIOError(f"{path}: cannot write ({one_line(e)})") from None
 
 
 def _encode(f, data: np.ndarray, fmt: str, icc_profile) -> None:
@@ -265,9 +266,4 @@ def _encode(f, data: np.ndarray, fmt: str, icc_profile) -> None:
 
 def _os_reason(e: OSError) -> str:
     """'no such file or directory', 'permission denied', ...: the OS's reason without errno or path."""
-    return (e.strerror or _one_line(e)).lower()
-
-
-def _one_line(e: BaseException) -> str:
-    text = str(e).strip().splitlines()
-    return text[0] if text else type(e).__name__
+    return (e.strerror or one_line(e)).lower()
