@@ -304,7 +304,7 @@ def train(args) -> dict:
         from srcnn_np.weights import save_weights
 
         arrays = {k: v.detach().numpy() for k, v in model.state_dict().items()}
-        save_weights(args.export, arrays, scale=args.scale, meta=meta)
+        save_weights(args.export, arrays, scale=args.scale, meta=meta, overwrite=True)  # --export names it
         print(f"train: wrote {args.export}", file=sys.stderr)
     return meta
 

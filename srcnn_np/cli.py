@@ -73,7 +73,8 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--threads", type=int, help="CPU threads (default: all cores)")
     up.add_argument("--device", default="cpu", choices=("cpu", "cuda", "auto"),
                     help="cpu (default), cuda (NVIDIA GPU, pip install \"srcnn_np[cuda]\") or auto (GPU if usable)")
-    up.add_argument("--tile", type=int, help="tile side in output pixels, bounds memory (default: automatic)")
+    up.add_argument("--tile", type=int, help="tile side in output pixels, bounds memory "
+                    "(default 512 on the CPU, sized to the GPU's memory on CUDA)")
     up.add_argument("--max-pixels", type=int, default=MAX_PIXELS_DEFAULT,
                     help=f"refuse inputs larger than this many pixels (default {MAX_PIXELS_DEFAULT})")
     up.add_argument("--scheduler", metavar="tcp://HOST:PORT",
@@ -227,15 +228,15 @@ def upscale_job(job: Job, kw, args) -> tuple[bool, str]:
     except MemoryError:
         return False, f"{job.source}: out of memory (try a smaller --tile)"
     except Exception as e:  # noqa: BLE001 - a bug fails this file, not the rest of the batch
-        return False, internal_error(job, e)
+        return False, internal_error(job.source, e)
     h, w = image.pixels.shape[:2]
     return True, (f"{job.source} -> {job.target} ({w}x{h} -> {result.shape[1]}x{result.shape[0]}, "
                   f"{time.monotonic() - started:.2f} s)")
 
 
-def internal_error(job: Job, e: Exception) -> str:
+def internal_error(source: str, e: Exception) -> str:
     """The failure line for an exception nothing expected (a bug, or a library tripping over a file)."""
-    return f"{job.source}: internal error ({type(e).__name__}: {one_line(e)}); please report it"
+    return f"{source}: internal error ({type(e).__name__}: {one_line(e)}); please report it"
 
 
 def upscale_fits_job(job: Job, kw, args) -> tuple[bool, str]:
@@ -259,7 +260,7 @@ def upscale_fits_job(job: Job, kw, args) -> tuple[bool, str]:
     except MemoryError:
         return False, f"{job.source}: out of memory (try a smaller --tile)"
     except Exception as e:  # noqa: BLE001 - astropy tripping over a hostile file fails this file only
-        return False, internal_error(job, e)
+        return False, internal_error(job.source, e)
     shape = result.data.shape
     return True, f"{job.source} -> {job.target} ({'x'.join(map(str, shape[::-1]))} FITS, {time.monotonic() - started:.2f} s)"
 
@@ -288,27 +289,39 @@ def uses_zarr(args) -> bool:
 def run_out_of_core(args, kw) -> int:
     """`upscale IN.fits|IN.zarr -o OUT.zarr` (or IN.zarr -o OUT.fits): one science plane through
     srcnn_np.dask chunk by chunk, here or on the --scheduler cluster."""
-    from .dask import DaskIOError, upscale_file
+    from .dask import DaskIOError, is_zarr, upscale_file
     from .fits_io import FitsError
 
     if len(args.inputs) != 1:
         raise UsageError("with a .zarr input or output give exactly one input: a FITS file or a .zarr array")
+    if not (is_zarr(args.output) or job_format(args.output) == "fits"):
+        raise UsageError(f"{args.output}: a .zarr input goes to a .zarr or FITS output")
+    if args.device != "cpu":
+        raise UsageError("--device: the out-of-core .zarr path runs on the CPU (or a --scheduler cluster)")
     source = args.inputs[0]
     if os.path.lexists(args.output) and args.skip_existing and not args.overwrite:
         return EXIT_OK
     client = connect_scheduler(args.scheduler) if args.scheduler else None
     started = time.monotonic()
     try:
-        shape, out_shape = upscale_file(source, args.output, kw, scale=args.scale, tile=args.tile,
-                                        overwrite=args.overwrite, client=client, progress=not args.quiet)
+        shape, out_shape = upscale_file(source, args.output, kw, scale=args.scale, hdu=args.hdu,
+                                        conserve_flux=args.conserve_flux, flux_units=args.flux_units,
+                                        stretch=args.stretch, tile=args.tile, overwrite=args.overwrite,
+                                        client=client, progress=not args.quiet)
     except (DaskIOError, FitsError) as e:
         print(f"{PROG}: error: {e}", file=sys.stderr)
+        return EXIT_FAILED
+    except (ValueError, TypeError) as e:  # data the network cannot take (complex, empty, ...)
+        print(f"{PROG}: error: {source}: {one_line(e)}", file=sys.stderr)
         return EXIT_FAILED
     except MemoryError:
         print(f"{PROG}: error: {source}: out of memory (try a smaller --tile)", file=sys.stderr)
         return EXIT_FAILED
     except ImportError as e:
         raise UsageError(str(e)) from None
+    except Exception as e:  # noqa: BLE001 - zarr or astropy tripping over a file: one line, no traceback
+        print(f"{PROG}: error: {internal_error(source, e)}", file=sys.stderr)
+        return EXIT_FAILED
     finally:
         if client is not None:
             client.close()

@@ -436,6 +436,8 @@ def upscale_file(source, target, weights=None, *, scale: int = 2, hdu=None, cons
     from .fits_io import FitsError, upscaled_header, write_fits
 
     source, target = os.fspath(source), os.fspath(target)
+    if not (is_zarr(target) or target.lower().endswith((".fits", ".fit", ".fts"))):
+        raise DaskIOError(f"{target}: the output must be a .zarr store or a FITS file")
     if os.path.lexists(target) and not overwrite:
         raise DaskIOError(f"{target}: already exists (use --overwrite to replace it)")
     array, header = open_array(source, hdu)

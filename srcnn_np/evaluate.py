@@ -17,12 +17,11 @@ import numpy as np
 from PIL import Image
 
 from .color import luminance
-from .imageio import read_image
+from .imageio import EXTENSIONS, read_image
 from .metrics import psnr, ssim
 from .model import bicubic, resolve_weights, to_float01, upscale
 from .weights import MODELS, SUPPORTED_SCALES, WeightsError, load_weights
 
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp")
 
 
 def load_rgb(path) -> np.ndarray:
@@ -92,9 +91,9 @@ def evaluate_image(hr: np.ndarray, kernel_weights, scale: int) -> dict:
 
 def evaluate_dir(hr_dir, kernel_weights, scale: int) -> dict:
     """Evaluate every image in hr_dir: {'images': [{'name', scores...}], 'mean': {...}}."""
-    files = sorted(p for p in Path(hr_dir).iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+    files = sorted(p for p in Path(hr_dir).iterdir() if p.suffix.lower() in EXTENSIONS)
     if not files:
-        raise ValueError(f"{hr_dir}: no images ({', '.join(IMAGE_SUFFIXES)})")
+        raise ValueError(f"{hr_dir}: no images ({', '.join(EXTENSIONS)})")
     rows = [{"name": p.name, **evaluate_image(load_rgb(p), kernel_weights, scale)} for p in files]
     keys = [k for k in rows[0] if k != "name"]
     mean = {k: float(np.mean([r[k] for r in rows])) for k in keys}
@@ -131,7 +130,7 @@ def run(args) -> int:
             raise ValueError(f"{args.hr}: not a directory")
         result = evaluate_dir(args.hr, resolve_weights(weights), args.scale)
     except (WeightsError, ValueError, OSError) as e:
-        print(f"evaluate: error: {e}", file=sys.stderr)
+        print(f"srcnn-np evaluate: error: {e}", file=sys.stderr)
         return 2
     result.update(scale=args.scale, weights=weights.source, hr=str(args.hr))
     print(json.dumps(result, indent=2) if args.json else format_table(result, args.scale, weights.source))

@@ -154,7 +154,11 @@ def _read_with_pillow(path: str, max_pixels: int) -> LoadedImage:
                 # tifffile would allocate what the StripByteCounts / TileByteCounts claim
                 raise ImageIOError(f"{path}: truncated or corrupt TIFF (strips or tiles larger than the file)")
 
-            return LoadedImage(tiff_io.read_tiff(path), "tiff", 16, im.info.get("icc_profile"))
+            pixels = tiff_io.read_tiff(path)
+            if pixels.dtype.kind == "f" and np.isfinite(pixels).all() and (pixels.min() < 0 or pixels.max() > 1):
+                raise ImageIOError(f"{path}: float samples outside [0, 1] would be clipped; "
+                                   "use FITS, whose data srcnn_np maps from any range")
+            return LoadedImage(pixels, "tiff", 16, im.info.get("icc_profile"))
         icc = im.info.get("icc_profile")
         im = ImageOps.exif_transpose(im)
         pixels, bit_depth = _pillow_pixels(im, path)

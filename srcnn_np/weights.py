@@ -28,7 +28,7 @@ from importlib import resources
 
 import numpy as np
 
-from .atomic import atomic_output
+from .atomic import OutputExistsError, atomic_output
 
 WEIGHTS_MAGIC = 0x53524E50  # "SRNP"
 # FORMAT_VERSION history:
@@ -103,8 +103,11 @@ def shipped_weights_path(scale: int = 2, model: str = "astro"):
     return path
 
 
-def save_weights(path, arrays: dict, scale: int, meta: dict | None = None) -> None:
-    """Write a version-FORMAT_VERSION weights file atomically (temp file + rename)."""
+def save_weights(path, arrays: dict, scale: int, meta: dict | None = None, *, overwrite: bool = False) -> None:
+    """Write a version-FORMAT_VERSION weights file atomically (temp file + rename).
+
+    An existing file is replaced only with overwrite=True (else WeightsError).
+    """
     w = Weights.from_arrays(arrays, scale, meta, source=str(path))
     meta_bytes = json.dumps(w.meta, sort_keys=True).encode("utf-8")
     if len(meta_bytes) > MAX_META_BYTES:
@@ -116,8 +119,11 @@ def save_weights(path, arrays: dict, scale: int, meta: dict | None = None) -> No
         "meta": np.frombuffer(meta_bytes, dtype=np.uint8),
         **w.arrays(),
     }
-    with atomic_output(path, overwrite=True, suffix=".npz") as tmp:  # .npz: np.savez appends it otherwise
-        np.savez(tmp, **contents)
+    try:
+        with atomic_output(path, overwrite=overwrite, suffix=".npz") as tmp:  # .npz: np.savez appends it otherwise
+            np.savez(tmp, **contents)
+    except OutputExistsError:
+        raise WeightsError(f"{path}: exists (use --overwrite to replace it)") from None
 
 
 def _expected_header(name: str):

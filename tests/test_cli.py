@@ -218,3 +218,15 @@ def test_device_cuda_without_gpu_is_a_usage_error(tmp_path, weights_file, capsys
     code, _, _ = run(["upscale", str(tmp_path / "in.png"), "-o", str(tmp_path / "o.png"),
                       "--weights", weights_file, "--device", "auto"], capsys)
     assert code == EXIT_OK  # auto falls back to the CPU
+
+
+def test_float_tiff_outside_unit_range_is_refused_not_clipped(tmp_path, weights_file, capsys):
+    tifffile = pytest.importorskip("tifffile")
+    tifffile.imwrite(tmp_path / "wide.tif", np.linspace(0, 5, 72, dtype=np.float32).reshape(8, 9))
+    tifffile.imwrite(tmp_path / "unit.tif", np.linspace(0, 1, 72, dtype=np.float32).reshape(8, 9))
+    code, _, err = run(["upscale", str(tmp_path / "wide.tif"), "-o", str(tmp_path / "o.tif"),
+                        "--weights", weights_file], capsys)
+    assert code == EXIT_FAILED and "outside [0, 1]" in err and not (tmp_path / "o.tif").exists()
+    code, _, _ = run(["upscale", str(tmp_path / "unit.tif"), "-o", str(tmp_path / "o.tif"),
+                      "--weights", weights_file], capsys)
+    assert code == EXIT_OK and tifffile.imread(tmp_path / "o.tif").shape == (16, 18)

@@ -168,6 +168,29 @@ def test_zarr_and_fits_out_of_core_through_the_cli(tmp_path, capsys):
     assert not [n for n in os.listdir(tmp_path) if n.startswith(".tmp-")]
 
 
+def test_out_of_core_options_and_bad_arrays(tmp_path, capsys):
+    """--conserve-flux/--flux-units reach the out-of-core path; bad outputs and data are one line."""
+    plane = science_plane(2)
+    src = tmp_path / "in.zarr"
+    zarr.create_array(src, shape=plane.shape, chunks=(16, 16), dtype=np.float32)[...] = plane
+    out = tmp_path / "total.zarr"
+    assert main(["upscale", str(src), "-o", str(out), "-q", "--conserve-flux", "--flux-units", "total"]) == 0
+    got = zarr.open_array(out, mode="r")[...]
+    sums = got.reshape(plane.shape[0], 2, plane.shape[1], 2).sum(axis=(1, 3))
+    ok = np.isfinite(plane)
+    assert_close("block sums == input pixels", sums[ok], plane[ok], 1e-5 * np.nanmax(np.abs(plane)))
+    assert main(["upscale", str(src), "-o", str(tmp_path / "x.png"), "-q"]) == 2  # never FITS bytes in a .png
+    assert "goes to a .zarr or FITS output" in capsys.readouterr().err
+    assert not (tmp_path / "x.png").exists()
+    zarr.create_array(tmp_path / "empty.zarr", shape=(0, 8), chunks=(4, 4), dtype=np.float32)
+    zarr.create_array(tmp_path / "complex.zarr", shape=(8, 8), chunks=(4, 4), dtype=np.complex64)
+    for name in ("empty.zarr", "complex.zarr"):
+        assert main(["upscale", str(tmp_path / name), "-o", str(tmp_path / f"o_{name}"), "-q"]) == 1
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and name in err and "Traceback" not in err, err
+        assert not (tmp_path / f"o_{name}").exists()
+
+
 def test_unreadable_inputs_fail_with_one_line(tmp_path, capsys):
     (tmp_path / "junk.fits").write_bytes(b"not a fits file at all")
     for bad in ("missing.fits", "junk.fits", "missing.zarr"):

@@ -107,6 +107,16 @@ def test_converter_from_state_dict_and_checkpoint(tmp_path):
         np.testing.assert_array_equal(b.arrays()[name], want, err_msg=name)
 
 
+def test_converter_never_overwrites_without_flag(tmp_path, capsys):
+    torch.save(SRCNN(2).state_dict(), tmp_path / "sd.pt")
+    (tmp_path / "w.npz").write_bytes(b"precious")
+    assert convert_main([str(tmp_path / "sd.pt"), str(tmp_path / "w.npz")]) == 2
+    assert "exists (use --overwrite" in capsys.readouterr().err
+    assert (tmp_path / "w.npz").read_bytes() == b"precious"
+    assert convert_main([str(tmp_path / "sd.pt"), str(tmp_path / "w.npz"), "--overwrite"]) == 0
+    assert load_weights(tmp_path / "w.npz").scale == 2
+
+
 def test_converter_rejects_wrong_model(tmp_path, capsys):
     torch.save({"fc.weight": torch.zeros(3)}, tmp_path / "other.pt")
     assert convert_main([str(tmp_path / "other.pt"), str(tmp_path / "o.npz")]) == 2

@@ -27,7 +27,7 @@ def state_dict_arrays(checkpoint) -> dict:
     return {k: state[k].detach().cpu().float().numpy() for k in CONV_SHAPES}
 
 
-def convert(in_path, out_path, scale=None, meta=None) -> dict:
+def convert(in_path, out_path, scale=None, meta=None, overwrite=False) -> dict:
     """Read a torch checkpoint, write the .npz; returns the meta that was written."""
     import torch
 
@@ -41,7 +41,7 @@ def convert(in_path, out_path, scale=None, meta=None) -> dict:
     info.setdefault("converted_at", datetime.now(timezone.utc).isoformat(timespec="seconds"))
     if scale is None:
         scale = int(info.get("config", {}).get("scale", 2))
-    save_weights(out_path, arrays, scale=scale, meta=info)
+    save_weights(out_path, arrays, scale=scale, meta=info, overwrite=overwrite)
     return info
 
 
@@ -51,10 +51,11 @@ def main(argv=None) -> int:
     p.add_argument("output", help="weights file to write (.npz)")
     p.add_argument("--scale", type=int, default=None, help="upsampling factor (default: from checkpoint config, else 2)")
     p.add_argument("--meta", default="{}", help="JSON object merged into the file's meta")
+    p.add_argument("--overwrite", action="store_true", help="replace OUT.npz if it exists")
     args = p.parse_args(argv)
     try:
         meta = json.loads(args.meta)
-        info = convert(args.input, args.output, args.scale, meta)
+        info = convert(args.input, args.output, args.scale, meta, args.overwrite)
     except (WeightsError, OSError, RuntimeError, json.JSONDecodeError) as e:
         print(f"convert_weights: error: {e}", file=sys.stderr)
         return 2
