@@ -45,14 +45,7 @@ import numpy as np
 from . import model
 from .errors import one_line
 from .progress import Progress
-from .science import (
-    FILL_ROUNDS,
-    BlankImageError,
-    Normalisation,
-    block_view,
-    conserve_block_means,
-    fill_blanks,
-)
+from .science import FILL_ROUNDS, BlankImageError, upscale_plane
 
 DASK_HINT = 'Dask support needs dask, distributed and zarr: pip install "srcnn_np[dask]"'
 # Input chunk side (pixels) used when a file is opened here: s^2 x 4 MiB float32 output per
@@ -192,27 +185,19 @@ def finite_range(array) -> tuple[float, float]:
     return float(low), float(high)
 
 
-def _science_block(block, kw, norm, low, conserve_flux, flux_units, tile, out_dtype, depths, block_info=None):
-    """One grown (h, w) block in physical units -> its core's (s h, s w) output (science.py's steps).
+def _science_block(block, kw, data_range, stretch, conserve_flux, flux_units, tile, out_dtype, depths,
+                   block_info=None):
+    """One grown (h, w) block in physical units -> its core's (s h, s w) output.
 
-    norm: the whole plane's Normalisation, or None for a constant plane (every finite value `low`).
+    science.upscale_plane on the block, normalised with the whole plane's data_range.
     """
     s = kw.scale
-    plane = block.astype(np.float64)
-    blank = ~np.isfinite(plane)
-    if blank.all():
-        out = np.full((plane.shape[0] * s, plane.shape[1] * s), np.nan)
+    if not np.isfinite(block).any():
+        out = np.full((block.shape[0] * s, block.shape[1] * s), np.nan)
     else:
-        filled = fill_blanks(plane, blank)
-        if norm is None:  # constant image: nothing to normalise, nothing for a network to add
-            out = np.full((plane.shape[0] * s, plane.shape[1] * s), low)
-        else:
-            with _one_kernel_thread():
-                net_out = model.upscale(norm.forward(filled), kw, scale=s, tile=tile)
-            out = norm.inverse(net_out)
-            if conserve_flux:
-                conserve_block_means(out, filled, s)
-        block_view(out, s)[blank] = np.nan
+        with _one_kernel_thread():
+            out = upscale_plane(block, lambda a: model.upscale(a, kw, scale=s, tile=tile), s,
+                                conserve_flux=conserve_flux, stretch=stretch, data_range=data_range)
     if flux_units == "total":
         out /= s * s
     return _crop_grown(out, block_info, depths, s).astype(out_dtype)
@@ -244,16 +229,15 @@ def upscale_science(array, weights=None, *, scale: int = 2, conserve_flux: bool 
     if array.dtype.kind not in "biuf":
         raise TypeError(f"unsupported data dtype {array.dtype}: use integer or float data")
     kw = model.resolve_weights(weights, scale)
-    low, high = finite_range(array) if data_range is None else data_range
-    norm = Normalisation(low, high, stretch) if high > low else None
+    data_range = finite_range(array) if data_range is None else data_range
     out_dtype = np.float64 if array.dtype == np.float64 else np.float32
     # blank filling looks FILL_ROUNDS pixels further than the network
     array, depths = _prepared(array, overlap_depth(kw.scale) + FILL_ROUNDS)
     out_chunks = tuple(tuple(kw.scale * c for c in ax) for ax in array.chunks)
     return da.map_overlap(_science_block, array, depth=depths, boundary="none", trim=False,
                           chunks=out_chunks, dtype=out_dtype, meta=np.empty((0, 0), out_dtype),
-                          kw=kw, norm=norm, low=low, conserve_flux=conserve_flux, flux_units=flux_units,
-                          tile=tile, out_dtype=out_dtype, depths=depths)
+                          kw=kw, data_range=data_range, stretch=stretch, conserve_flux=conserve_flux,
+                          flux_units=flux_units, tile=tile, out_dtype=out_dtype, depths=depths)
 
 
 class FitsSections:

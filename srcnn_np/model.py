@@ -222,6 +222,8 @@ def upscale(image: np.ndarray, weights=None, *, mode: str = "rgb", scale: int = 
     if a.ndim not in (2, 3) or a.shape[0] < 1 or a.shape[1] < 1:
         raise ValueError(f"image must be (H, W) or (H, W, C) with H, W >= 1, got shape {a.shape}")
     kw = resolve_weights(weights, scale)
+    if kw.scale != scale:
+        raise ValueError(f"weights are for scale {kw.scale}, asked for scale {scale}")
     network = network_on(device, kw, tile)
     if a.ndim == 2:
         return np.clip(network(a), 0.0, 1.0)

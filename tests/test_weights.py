@@ -129,3 +129,11 @@ def test_shipped_weights_are_valid_and_documented():
     assert w.scale == 2
     for key in ("data", "epochs"):
         assert key in w.meta, f"shipped meta lacks {key!r}: {json.dumps(w.meta)[:200]}"
+
+
+def test_upscale_refuses_weights_of_another_scale():
+    import srcnn_np
+
+    with pytest.raises(ValueError, match="weights are for scale 3, asked for scale 2"):
+        srcnn_np.upscale(np.zeros((4, 4), np.uint8), random_weights(1, scale=3))
+    assert srcnn_np.upscale(np.zeros((4, 4), np.uint8), random_weights(1, scale=3), scale=3).shape == (12, 12)
