@@ -7,3 +7,6 @@ FASTMATH = {"nsz", "arcp", "contract", "afn", "reassoc"}
 
 # Options for every @njit kernel: cached on disk so a fresh process does not recompile.
 JIT_OPTIONS = dict(cache=True, nogil=True, fastmath=FASTMATH, error_model="numpy")
+
+# Inputs larger than this many pixels are refused before decoding (the CLI's --max-pixels).
+MAX_PIXELS_DEFAULT = 200_000_000

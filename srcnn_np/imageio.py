@@ -17,9 +17,9 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from .atomic import OutputExistsError, atomic_output
+from .config import MAX_PIXELS_DEFAULT
 from .errors import one_line
 
-MAX_PIXELS_DEFAULT = 200_000_000
 EXTENSIONS = {".png": "png", ".jpg": "jpeg", ".jpeg": "jpeg", ".tif": "tiff", ".tiff": "tiff"}
 FORMAT_EXTENSION = {"png": ".png", "jpeg": ".jpg", "tiff": ".tif"}
 SIGNED_INTEGER = 2  # TIFF SampleFormat value

@@ -10,12 +10,11 @@ import zlib
 import numpy as np
 from numba import njit
 
-from .config import JIT_OPTIONS
+from .config import JIT_OPTIONS, MAX_PIXELS_DEFAULT
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 CHANNELS_BY_COLOR_TYPE = {0: 1, 2: 3, 4: 2, 6: 4}  # gray, RGB, gray + alpha, RGBA
 COLOR_TYPE_BY_CHANNELS = {c: t for t, c in CHANNELS_BY_COLOR_TYPE.items()}
-DEFAULT_MAX_PIXELS = 1 << 28  # 268 Mpx: 2 GiB as RGBA uint16
 IDAT_CHUNK_BYTES = 1 << 20
 ZLIB_LEVEL = 6
 FILTER_NONE, FILTER_SUB, FILTER_UP, FILTER_AVERAGE, FILTER_PAETH = range(5)
@@ -160,7 +159,7 @@ def _inflate(compressed, expected):
     return raw
 
 
-def read_png16(path_or_fileobj, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
+def read_png16(path_or_fileobj, max_pixels: int = MAX_PIXELS_DEFAULT) -> np.ndarray:
     """Read a 16-bit PNG (path or binary file object) -> (H, W) uint16 gray or (H, W, C) uint16, C in 2, 3, 4.
 
     Handles all filter types, several IDAT chunks and Adam7 interlacing; ancillary chunks
