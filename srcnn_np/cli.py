@@ -210,7 +210,7 @@ def upscale_job(job: Job, kw, args) -> tuple[bool, str]:
 
     Runs in this process or as a task on a --scheduler cluster's worker.
     """
-    from .model import upscale
+    from .model import network_tiles, upscale
 
     if (job.fmt == "fits") != (job_format(job.source) == "fits"):
         return False, f"{job.source}: FITS converts only to FITS, and images only to images (output {job.target})"
@@ -219,7 +219,13 @@ def upscale_job(job: Job, kw, args) -> tuple[bool, str]:
     started = time.monotonic()
     try:
         image = read_image(job.source, max_pixels=args.max_pixels)
-        result = upscale(image.pixels, kw, mode=args.mode, scale=args.scale, tile=args.tile, device=args.device)
+        tiles = network_tiles(image.pixels.shape, args.mode, args.tile, args.scale)
+        bar = Progress(tiles, os.path.basename(job.source), enabled=False if args.quiet or tiles < 8 else None)
+        try:
+            result = upscale(image.pixels, kw, mode=args.mode, scale=args.scale, tile=args.tile,
+                             device=args.device, on_tile=bar.update)
+        finally:
+            bar.close()
         write_image(job.target, result, job.fmt, image.bit_depth, overwrite=args.overwrite,
                     icc_profile=image.icc_profile)
     except (ImageIOError, ValueError) as e:

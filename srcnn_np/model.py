@@ -138,13 +138,13 @@ def tile_windows(length: int, tile: int):
 
 
 def srcnn_forward(lr: np.ndarray, kw: KernelWeights, tile: int | None = None,
-                  workspace: Workspace | None = None) -> np.ndarray:
+                  workspace: Workspace | None = None, on_tile=None) -> np.ndarray:
     """(H, W) float32 -> (sH, sW) float32, the network's raw (unclipped) output.
 
     Computed in output tiles of tile x tile pixels (None: DEFAULT_TILE), each on a window grown by
     HALO pixels on its sides inside the image and cropped back, so the result equals the
     untiled network; the working memory is that of one window, kept in `workspace` (default:
-    a new one; pass one to reuse it across calls).
+    a new one; pass one to reuse it across calls). on_tile() is called after each tile.
     """
     tile = DEFAULT_TILE if tile is None else int(tile)
     if tile < 1:
@@ -157,7 +157,19 @@ def srcnn_forward(lr: np.ndarray, kw: KernelWeights, tile: int | None = None,
         for ox0, ox1, wx0, wx1 in tile_windows(sW, tile):
             win = window_output(lr, kw, wy0, wx0, wy1 - wy0, wx1 - wx0, ws)
             out[oy0:oy1, ox0:ox1] = win[oy0 - wy0:oy1 - wy0, ox0 - wx0:ox1 - wx0]
+            if on_tile is not None:
+                on_tile()
     return out
+
+
+def network_tiles(shape: tuple, mode: str = "rgb", tile: int | None = None, scale: int = 2) -> int:
+    """How many network tiles (CPU) `upscale` runs for an image of `shape` (H, W[, C]): the
+    number of on_tile calls it makes, for progress bars."""
+    t = DEFAULT_TILE if tile is None else int(tile)
+    per_channel = -(-shape[0] * scale // t) * -(-shape[1] * scale // t)
+    channels = shape[2] if len(shape) == 3 else 1
+    through_net = 1 if channels <= 2 or mode == "y" else 3
+    return per_channel * through_net
 
 
 def to_float01(image: np.ndarray) -> np.ndarray:
@@ -182,11 +194,11 @@ def resolve_weights(weights, scale: int = 2) -> KernelWeights:
     return KernelWeights.from_weights(weights)
 
 
-def network_on(device: str, kw: KernelWeights, tile: int | None):
+def network_on(device: str, kw: KernelWeights, tile: int | None, on_tile=None):
     """The network as a function (H, W) float32 -> (sH, sW) float32 on `device`.
 
     "cpu": the Numba kernels; "cuda": numba.cuda (CudaUnavailableError, one line, when no GPU is
-    usable); "auto": the GPU when one is usable, else the CPU.
+    usable); "auto": the GPU when one is usable, else the CPU. on_tile: see srcnn_forward (CPU only).
     """
     if device not in DEVICES:
         raise ValueError(f"device must be one of {DEVICES}, got {device!r}")
@@ -198,11 +210,11 @@ def network_on(device: str, kw: KernelWeights, tile: int | None):
         if device == "cuda" or cuda.cuda_status()[0]:
             return lambda lr: cuda.srcnn_forward_cuda(lr, kw, tile)
     ws = Workspace()  # one window's maps, shared by every tile of every channel
-    return lambda lr: srcnn_forward(lr, kw, tile, ws)
+    return lambda lr: srcnn_forward(lr, kw, tile, ws, on_tile)
 
 
 def upscale(image: np.ndarray, weights=None, *, mode: str = "rgb", scale: int = 2,
-            tile: int | None = None, device: str = "cpu") -> np.ndarray:
+            tile: int | None = None, device: str = "cpu", on_tile=None) -> np.ndarray:
     """Super-resolve an image by the weights' scale.
 
     image: (H, W) or (H, W, C) uint8, uint16 or float (in [0, 1]); C = 1 gray, 2 gray+alpha,
@@ -214,6 +226,7 @@ def upscale(image: np.ndarray, weights=None, *, mode: str = "rgb", scale: int = 
     tile: output tile side in pixels for the network (None: DEFAULT_TILE, 512); the result does
           not depend on it, the peak memory does (about 260 x (tile + 16)^2 bytes).
     device: "cpu" (default), "cuda" or "auto" (see network_on).
+    on_tile: called after each network tile on the CPU (network_tiles(...) calls in all), for progress.
     Returns (sH, sW) or (sH, sW, C) float32 clipped to [0, 1].
     """
     if mode not in MODES:
@@ -224,7 +237,7 @@ def upscale(image: np.ndarray, weights=None, *, mode: str = "rgb", scale: int = 
     kw = resolve_weights(weights, scale)
     if kw.scale != scale:
         raise ValueError(f"weights are for scale {kw.scale}, asked for scale {scale}")
-    network = network_on(device, kw, tile)
+    network = network_on(device, kw, tile, on_tile)
     if a.ndim == 2:
         return np.clip(network(a), 0.0, 1.0)
     C = a.shape[2]
