@@ -35,6 +35,7 @@ from reference.data import (
     make_ground_truth,
     split_of,
 )
+from srcnn_np.atomic import current_umask
 from srcnn_np.color import luminance
 from srcnn_np.evaluate import load_rgb, make_lr
 from srcnn_np.imageio import write_image
@@ -81,9 +82,7 @@ def prepare(src, dst, scale, size=GT_SIZE, val_fraction=VAL_FRACTION, seed=0, ex
         raise ValueError(f"--size {size} is too small for scale {scale}")
     dst.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=dst.parent, prefix=f".tmp-{dst.name}-"))
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp, 0o777 & ~umask)  # mkdtemp makes it private; the dataset is not
+    os.chmod(tmp, 0o777 & ~current_umask())  # mkdtemp makes it private; the dataset is not
     manifest = {"source_dir": str(src), "scale": scale, "size": size, "val_fraction": val_fraction,
                 "seed": seed, "lr": "srcnn_np.evaluate.make_lr (Pillow bicubic, antialiased)",
                 "images": [], "excluded": []}
