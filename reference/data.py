@@ -22,10 +22,16 @@ GT_SIZE = 256
 VAL_FRACTION = 0.2
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp")
 
-# scikit-image's bundled natural images (inside its wheel, no download). The general model's
-# >= 2 dB check uses the held-out ones, which pre-training never sees.
+# Natural images shipped inside package wheels (no download): scikit-image's, plus photographs
+# from scikit-learn (china, flower), PyWavelets (aero, ascent) and matplotlib (grace_hopper),
+# which the reference extra installs. The general model's >= 2 dB check uses the held-out ones,
+# which pre-training never sees.
 NATURAL_TRAIN = ("astronaut", "camera", "coffee", "coins", "grass", "gravel", "brick",
-                 "immunohistochemistry", "retina", "cell", "page", "text", "microaneurysms")
+                 "immunohistochemistry", "retina", "cell", "page", "text", "microaneurysms",
+                 "stereo_motorcycle", "china", "flower", "aero", "ascent", "grace_hopper")
+# Ground-truth sides the general stage trains on besides full resolution (GT_SIZE is the dataset
+# protocol; 384 adds a scale in between)
+NATURAL_GT_SIZES = (GT_SIZE, 384)
 NATURAL_HELD_OUT = ("chelsea", "rocket", "clock")
 # scikit-image's astronomical images, used for fine-tuning only
 SKIMAGE_ASTRO = ("hubble_deep_field", "moon")
@@ -64,11 +70,50 @@ def make_ground_truth(rgb: np.ndarray, scale: int, size: int = GT_SIZE) -> np.nd
     return modcrop(np.clip(square, 0.0, 1.0), scale)
 
 
-def skimage_rgb(name: str) -> np.ndarray:
-    """A scikit-image bundled image as (H, W, 3) float32 RGB in [0, 1] (alpha dropped)."""
+def _skimage(name: str):
     import skimage.data
 
-    a = np.asarray(getattr(skimage.data, name)())
+    a = getattr(skimage.data, name)()
+    return a[0] if name == "stereo_motorcycle" else a  # (left, right, disparity): the left view
+
+
+def _sklearn(file: str):
+    from sklearn.datasets import load_sample_image
+
+    return load_sample_image(file)
+
+
+def _pywt(name: str):
+    import pywt.data
+
+    return getattr(pywt.data, name)()
+
+
+def _matplotlib(file: str):
+    from matplotlib.cbook import get_sample_data
+    from PIL import Image
+
+    with get_sample_data(file) as f:
+        return Image.open(f).convert("RGB")
+
+
+# images that are not scikit-image's: name -> loader returning (H, W[, C]) uint8
+OTHER_PACKAGE_IMAGES = {
+    "china": lambda: _sklearn("china.jpg"),
+    "flower": lambda: _sklearn("flower.jpg"),
+    "aero": lambda: _pywt("aero"),
+    "ascent": lambda: _pywt("ascent"),
+    "grace_hopper": lambda: _matplotlib("grace_hopper.jpg"),
+}
+
+
+def natural_rgb(name: str) -> np.ndarray:
+    """A bundled image (scikit-image's or OTHER_PACKAGE_IMAGES) as (H, W, 3) float32 RGB in [0, 1]
+    (alpha dropped). A missing package raises ImportError naming the extra that installs it."""
+    try:
+        a = np.asarray(OTHER_PACKAGE_IMAGES.get(name, lambda: _skimage(name))())
+    except ImportError as e:
+        raise ImportError(f"training image {name!r} needs {e.name}: pip install -e '.[reference]'") from e
     a = a.astype(np.float32) / (255.0 if a.dtype == np.uint8 else 1.0)
     if a.ndim == 2:
         a = np.repeat(a[:, :, None], 3, axis=2)
@@ -96,11 +141,11 @@ def train_image(name: str, rgb: np.ndarray, scale: int) -> TrainImage:
 
 
 def natural_images(scale: int, names=NATURAL_TRAIN, size=None) -> list:
-    """scikit-image images as TrainImages: full resolution (size=None, named 'camera'), or as
+    """Bundled images (natural_rgb) as TrainImages: full resolution (size=None, named 'camera'), or as
     make_ground_truth(size) makes them (named 'camera@256'), the dataset protocol."""
     out = []
     for n in names:
-        rgb = skimage_rgb(n)
+        rgb = natural_rgb(n)
         if size:
             out.append(train_image(f"{n}@{size}", make_ground_truth(rgb, scale, size), scale))
         else:

@@ -62,6 +62,10 @@ def parse_args(argv=None):
     p.add_argument("--weight-decay", type=float, default=0.0)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--precision", choices=("fp32", "bf16"), default="fp32",
+                   help="bf16: forward and backward under bfloat16 autocast in channels-last layout, "
+                   "about 5x faster on CPUs with AMX (4th-gen Xeon and later), slow elsewhere; the "
+                   "weights, the optimizer and validation stay float32")
     p.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt")
     p.add_argument("--stop-after", type=int, metavar="EPOCH",
                    help="stop after this epoch as if interrupted (continue later with --resume)")
@@ -116,7 +120,9 @@ def load_data(args):
         nat_train = data.natural_images(s, ("camera", "coins"), size=96)
         nat_val = data.natural_images(s, ("chelsea",), size=64)
     else:  # both full resolution and the 256-pixel ground truths of the dataset protocol
-        nat_train = data.natural_images(s) + data.natural_images(s, size=data.GT_SIZE)
+        nat_train = data.natural_images(s)
+        for size in data.NATURAL_GT_SIZES:
+            nat_train += data.natural_images(s, size=size)
         nat_val = data.natural_images(s, data.NATURAL_HELD_OUT, size=data.GT_SIZE)
     astro_val = data.astro_dir_images(astro_dir, s, "val") if astro_dir else []
     if args.stage == "general":
@@ -227,6 +233,9 @@ def train(args) -> dict:
     if args.init:
         state = torch.load(args.init, map_location="cpu", weights_only=True)
         model.load_state_dict(state.get("model", state))
+    bf16 = args.precision == "bf16"
+    layout = torch.channels_last if bf16 else torch.contiguous_format
+    model = model.to(memory_format=layout)
     optimizer = make_optimizer(model, args)
     total = args.epochs * args.iters
     scheduler = torch.optim.lr_scheduler.LambdaLR(
@@ -253,8 +262,9 @@ def train(args) -> dict:
         losses = []
         for it in range(1, args.iters + 1):
             lr_np, hr_np = sampler.batch(args.batch)
-            pred = model(torch.from_numpy(lr_np)[:, None])
-            loss = F.mse_loss(pred[:, :, s:-s, s:-s], torch.from_numpy(hr_np)[:, None, s:-s, s:-s])
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+                pred = model(torch.from_numpy(lr_np)[:, None].contiguous(memory_format=layout))
+            loss = F.mse_loss(pred.float()[:, :, s:-s, s:-s], torch.from_numpy(hr_np)[:, None, s:-s, s:-s])
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
@@ -289,7 +299,7 @@ def train(args) -> dict:
                  "split": f"reference.data.split_of, val fraction {data.VAL_FRACTION}"},
         "init": args.init or "near-identity (bicubic pass-through)",
         "epochs": args.epochs, "iterations": args.epochs * args.iters, "batch": args.batch,
-        "hr_patch": args.lr_patch * args.scale, "optimizer": args.optimizer, "lr": args.lr, "schedule": args.schedule,
+        "hr_patch": args.lr_patch * args.scale, "precision": args.precision, "optimizer": args.optimizer, "lr": args.lr, "schedule": args.schedule,
         "last_lr_factor": args.last_lr_factor, "weight_decay": args.weight_decay, "seed": args.seed,
         "wall_time_s": round(wall_before + time.perf_counter() - t_start, 1),
         "train_loop_s": final.get("wall_s"), "threads": args.threads, "machine": platform.processor() or platform.machine(),
@@ -299,6 +309,7 @@ def train(args) -> dict:
         "trained_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "torch": str(torch.__version__),
     }
+    model = model.to(memory_format=torch.contiguous_format)  # plain (O, I, kH, kW) arrays on disk
     atomic_torch_save({"model": model.state_dict(), "config": {**vars(args)}, "meta": meta}, out / "model.pt")
     if args.export:
         from srcnn_np.weights import save_weights
@@ -313,7 +324,7 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     try:
         meta = train(args)
-    except (OSError, ValueError) as e:
+    except (OSError, ValueError, ImportError) as e:
         print(f"train: error: {e}", file=sys.stderr)
         return 2
     if not meta:  # --stop-after

@@ -1,5 +1,6 @@
 """reference/train.py --quick: outputs, weights export and conversion, resume, near-identity init."""
 import csv
+import sys
 
 import numpy as np
 import pytest
@@ -8,7 +9,7 @@ torch = pytest.importorskip("torch")
 import torch.nn.functional as F
 from PIL import Image
 
-from reference import train
+from reference import data, train
 from reference.model import SRCNN
 from srcnn_np import load_weights
 
@@ -92,3 +93,37 @@ def test_near_identity_init_is_bicubic():
         out = model(x)
         up = F.interpolate(x, scale_factor=3, mode="bicubic", align_corners=False)
     torch.testing.assert_close(out, up, rtol=0, atol=1e-6)
+
+
+def test_bf16_run_trains_and_exports_plain_float32_weights(tmp_path):
+    npz = tmp_path / "w.npz"
+    assert quick(tmp_path / "run", "--precision", "bf16", "--export", str(npz)) == 0
+    w = load_weights(npz, scale=2)
+    assert w.meta["precision"] == "bf16"
+    state = torch.load(tmp_path / "run" / "model.pt", weights_only=True)["model"]
+    for name, a in w.arrays().items():
+        assert a.dtype == np.float32 and a.flags.c_contiguous, name
+        assert state[name].is_contiguous(), name  # not channels-last on disk
+        np.testing.assert_array_equal(a, state[name].numpy(), err_msg=name)
+    fresh = SRCNN(2)
+    train.init_near_identity(fresh, torch.Generator().manual_seed(0))
+    assert not torch.equal(fresh.conv2.weight, state["conv2.weight"])  # it did train
+
+
+@pytest.mark.parametrize("name", sorted(data.OTHER_PACKAGE_IMAGES) + ["stereo_motorcycle"])
+def test_other_package_images_load_as_rgb(name):
+    rgb = data.natural_rgb(name)
+    assert rgb.dtype == np.float32 and rgb.ndim == 3 and rgb.shape[2] == 3
+    assert min(rgb.shape[:2]) >= 256 and 0.0 <= rgb.min() < rgb.max() <= 1.0
+    assert name in data.NATURAL_TRAIN and name not in data.NATURAL_HELD_OUT
+
+
+def test_missing_image_package_names_the_extra(monkeypatch, tmp_path, capsys):
+    monkeypatch.setitem(sys.modules, "sklearn.datasets", None)  # import fails as if not installed
+    with pytest.raises(ImportError, match=r"'china' needs sklearn.datasets: pip install -e '\.\[reference\]'"):
+        data.natural_rgb("china")
+
+
+def test_held_out_natural_images_are_never_trained_on():
+    assert not set(data.NATURAL_HELD_OUT) & set(data.NATURAL_TRAIN)
+    assert "clock_motion" not in data.NATURAL_TRAIN  # a blurred copy of the held-out clock
