@@ -230,9 +230,11 @@ def train(args) -> dict:
     sampler = data.PatchSampler(train_images, args.scale, args.lr_patch, rng)
     model = SRCNN(args.scale)
     init_near_identity(model, torch.Generator().manual_seed(args.seed))
+    init_meta = None  # the meta of the run we start from: each file carries its whole training history
     if args.init:
         state = torch.load(args.init, map_location="cpu", weights_only=True)
         model.load_state_dict(state.get("model", state))
+        init_meta = state.get("meta")
     bf16 = args.precision == "bf16"
     layout = torch.channels_last if bf16 else torch.contiguous_format
     model = model.to(memory_format=layout)
@@ -298,6 +300,7 @@ def train(args) -> dict:
                  "astro_dir": args.astro_dir if args.stage == "astro" or val_sets["astro"] else None,
                  "split": f"reference.data.split_of, val fraction {data.VAL_FRACTION}"},
         "init": args.init or "near-identity (bicubic pass-through)",
+        "init_meta": init_meta,
         "epochs": args.epochs, "iterations": args.epochs * args.iters, "batch": args.batch,
         "hr_patch": args.lr_patch * args.scale, "precision": args.precision, "optimizer": args.optimizer, "lr": args.lr, "schedule": args.schedule,
         "last_lr_factor": args.last_lr_factor, "weight_decay": args.weight_decay, "seed": args.seed,

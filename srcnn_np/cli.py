@@ -2,11 +2,14 @@
 
 Exit status: 0 all done; 1 some inputs failed (each named on stderr, the rest were processed);
 2 the command itself is wrong (bad arguments, invalid weights, unusable device);
-130 interrupted (finished outputs are complete, no temp files are left).
+130 interrupted by Ctrl-C, 143 terminated by SIGTERM (finished outputs are complete, no temp files
+are left).
 """
 import argparse
 import os
+import signal
 import sys
+import threading
 import time
 from dataclasses import dataclass
 
@@ -16,7 +19,7 @@ from .errors import one_line
 from .progress import Progress
 from .weights import MODELS, SUPPORTED_SCALES, WeightsError
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED, EXIT_TERMINATED = 0, 1, 2, 130, 143  # 128 + signal
 PROG = "srcnn-np"
 FITS_EXTENSIONS = (".fits", ".fit", ".fts")
 EXT_FORMATS = {"png": "png", "tif": "tiff", "jpg": "jpeg", "fits": "fits"}  # --ext -> format
@@ -25,6 +28,14 @@ OUTPUT_EXTENSION = {**FORMAT_EXTENSION, "fits": ".fits"}  # format -> extension 
 
 class UsageError(Exception):
     """The command cannot run at all (exit status 2); the message is one line."""
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised in the main thread so that it unwinds like Ctrl-C: temp files are removed."""
+
+
+def raise_terminated(signum, frame):
+    raise Terminated
 
 
 class Parser(argparse.ArgumentParser):
@@ -56,7 +67,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="example: python -m srcnn_np upscale galaxy.png -o galaxy_x2.png\n"
         "         python -m srcnn_np upscale raw/ -o big/ --mode y --ext png\n"
         "         python -m srcnn_np upscale big.fits -o big_x2.zarr   (out of core, srcnn_np[dask])\n"
-        "exit status: 0 ok, 1 some inputs failed, 2 bad command, 130 interrupted",
+        "exit status: 0 ok, 1 some inputs failed, 2 bad command, 130 interrupted, 143 terminated",
         formatter_class=argparse.RawDescriptionHelpFormatter)
     up.add_argument("inputs", nargs="+", metavar="INPUT", help="image files or directories")
     up.add_argument("-o", "--output", required=True, help="output file (one input) or directory")
@@ -104,14 +115,22 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
+    in_main_thread = threading.current_thread() is threading.main_thread()  # signal handlers live there
+    previous = signal.signal(signal.SIGTERM, raise_terminated) if in_main_thread else None
     try:
         return args.run(args)
     except UsageError as e:
         print(f"{PROG}: error: {e}", file=sys.stderr)
         return EXIT_USAGE
+    except Terminated:
+        print(f"{PROG}: terminated", file=sys.stderr)
+        return EXIT_TERMINATED
     except KeyboardInterrupt:
         print(f"{PROG}: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
+    finally:
+        if in_main_thread:
+            signal.signal(signal.SIGTERM, previous)
 
 
 def configure_threads(threads: int | None) -> None:

@@ -21,7 +21,7 @@ import pytest
 from PIL import Image
 
 from srcnn_np import imageio, png16
-from srcnn_np.cli import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, main
+from srcnn_np.cli import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_TERMINATED, EXIT_USAGE, main
 from srcnn_np.weights import FORMAT_VERSION, WEIGHTS_MAGIC
 
 from .conftest import random_weights, sky
@@ -568,9 +568,12 @@ def test_tampered_weights_refused_before_allocating(tmp_path, capsys, name):
 # ---------------------------------------------------------------- Ctrl-C
 
 
-def test_ctrl_c_mid_batch_then_resume(tmp_path, weights_file):
-    """SIGINT after the first output appears: exit 130, every output present is complete, no temp
-    files; re-running with --skip-existing finishes the rest without touching the finished ones."""
+@pytest.mark.parametrize("signum, status, word", [(signal.SIGINT, EXIT_INTERRUPTED, "interrupted"),
+                                                   (signal.SIGTERM, EXIT_TERMINATED, "terminated")])
+def test_signal_mid_batch_then_resume(tmp_path, weights_file, signum, status, word):
+    """SIGINT (Ctrl-C) or SIGTERM after the first output appears: exit 130 or 143, every output present
+    is complete, no temp files; re-running with --skip-existing finishes the rest without touching
+    the finished ones."""
     src, out = tmp_path / "src", tmp_path / "out"
     src.mkdir()
     names = [f"img{i}.png" for i in range(6)]
@@ -584,14 +587,14 @@ def test_ctrl_c_mid_batch_then_resume(tmp_path, weights_file):
             assert proc.poll() is None, f"finished before it could be interrupted: {proc.communicate()}"
             assert time.monotonic() < deadline, "no output appeared"
             time.sleep(0.02)
-        proc.send_signal(signal.SIGINT)
+        proc.send_signal(signum)
         _, err = proc.communicate(timeout=SUBPROCESS_TIMEOUT)
     finally:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
-    assert proc.returncode == EXIT_INTERRUPTED, err
-    assert "Traceback" not in err and "interrupted" in err, err
+    assert proc.returncode == status, err
+    assert "Traceback" not in err and word in err, err
     finished = sorted(os.listdir(out))
     assert all(n.endswith("_x2.png") for n in finished), f"temp files left: {finished}"
     assert 1 <= len(finished) < len(names), f"interrupt came too late to test anything: {finished}"

@@ -83,6 +83,7 @@ def test_quick_astro_fine_tune_from_general(tmp_path):
     meta = load_weights(tmp_path / "a.npz").meta
     assert meta["model"] == "astro" and "moon" in meta["data"]["train"]
     assert any(n.startswith("synthetic-") for n in meta["data"]["train"])
+    assert meta["init_meta"]["model"] == "general" and meta["init_meta"]["init_meta"] is None  # the history
 
 
 def test_near_identity_init_is_bicubic():
