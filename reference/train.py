@@ -1,6 +1,6 @@
 """Train SRCNN: pre-training on natural images, fine-tuning on astronomical images (Y channel).
 
-    # 1. general model: scikit-image natural images (NATURAL_TRAIN), validated on NATURAL_HELD_OUT
+    # 1. general model: bundled natural images (NATURAL_TRAIN), validated on NATURAL_HELD_OUT
     python -m reference.train --stage general --scale 2 --out runs/x2_general \
         --export srcnn_np/weights/srcnn_x2_general.npz
     # 2. astro model: fine-tune the general one on ESA/Hubble train split + skimage + synthetic sky
@@ -64,7 +64,7 @@ def parse_args(argv=None):
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--precision", choices=("fp32", "bf16"), default="fp32",
                    help="bf16: forward and backward under bfloat16 autocast in channels-last layout, "
-                   "about 5x faster on CPUs with AMX (4th-gen Xeon and later), slow elsewhere; the "
+                   "about 4x faster on CPUs with AMX (4th-gen Xeon and later), slow elsewhere; the "
                    "weights, the optimizer and validation stay float32")
     p.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt")
     p.add_argument("--stop-after", type=int, metavar="EPOCH",
@@ -119,7 +119,7 @@ def load_data(args):
     if args.quick:
         nat_train = data.natural_images(s, ("camera", "coins"), size=96)
         nat_val = data.natural_images(s, ("chelsea",), size=64)
-    else:  # both full resolution and the 256-pixel ground truths of the dataset protocol
+    else:  # full resolution and ground truths of each NATURAL_GT_SIZES side (256: the dataset protocol)
         nat_train = data.natural_images(s)
         for size in data.NATURAL_GT_SIZES:
             nat_train += data.natural_images(s, size=size)
