@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 da = pytest.importorskip("dask.array")
-from srcnn_np import upscale
 from srcnn_np import dask as srcnn_dask
+from srcnn_np import upscale
 from srcnn_np.model import resolve_weights
 
 SIZE = 1024  # input side; x2 output 2048 x 2048
