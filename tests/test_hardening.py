@@ -168,6 +168,13 @@ def snapshot(directory):
     return {p: state(p) for p in sorted(directory.rglob("*"))}
 
 
+def tiny_pngs(directory, count, channels=None):
+    """Write 0.png .. count-1.png, 8x8 synthetic skies (gray, or `channels` channels), into a new `directory`."""
+    directory.mkdir()
+    for i in range(count):
+        Image.fromarray(sky(8, 8, channels, seed=i)).save(directory / f"{i}.png")
+
+
 def run_cli(args, capsys):
     code = main(args)
     out, err = capsys.readouterr()
@@ -644,9 +651,7 @@ def test_real_full_disk(tmp_path, tiny_disk, weights_file, capsys):
 
 def test_closed_stdout_does_not_stop_the_batch(tmp_path, weights_file):
     """`srcnn-np upscale dir -o out | head -1`: the reader leaves, every file is still done, no traceback."""
-    (tmp_path / "src").mkdir()
-    for i in range(3):
-        Image.fromarray(sky(8, 8, seed=i)).save(tmp_path / "src" / f"{i}.png")
+    tiny_pngs(tmp_path / "src", 3)
     proc = subprocess.Popen([sys.executable, "-m", "srcnn_np", "upscale", str(tmp_path / "src"), "-o",
                              str(tmp_path / "out"), "--weights", weights_file], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, cwd=REPO)
@@ -705,10 +710,8 @@ def test_interrupt_at_each_stage_leaves_no_trace(tmp_path, weights_file, capsys,
     import srcnn_np.cli
     import srcnn_np.model
 
-    (tmp_path / "src").mkdir()
+    tiny_pngs(tmp_path / "src", 3, channels=3)
     (tmp_path / "out").mkdir()
-    for i in range(3):
-        Image.fromarray(sky(8, 8, 3, seed=i)).save(tmp_path / "src" / f"{i}.png")
     (tmp_path / "out" / "1_x2.png").write_bytes(b"the previous result")
     calls = []
 
@@ -738,9 +741,7 @@ def test_interrupt_at_each_stage_leaves_no_trace(tmp_path, weights_file, capsys,
 
 def test_closed_stderr_does_not_stop_the_batch(tmp_path, weights_file):
     """Run with file descriptor 2 closed (`2>&-`, as some cron setups do): the batch is still done."""
-    (tmp_path / "src").mkdir()
-    for i in range(2):
-        Image.fromarray(sky(8, 8, seed=i)).save(tmp_path / "src" / f"{i}.png")
+    tiny_pngs(tmp_path / "src", 2)
     done = subprocess.run([sys.executable, "-m", "srcnn_np", "upscale", str(tmp_path / "src"), "-o",
                            str(tmp_path / "out"), "--weights", weights_file], stdout=subprocess.PIPE,
                           preexec_fn=lambda: os.close(2), cwd=REPO, timeout=SUBPROCESS_TIMEOUT)
@@ -814,9 +815,7 @@ def test_unexpected_error_fails_one_file_not_the_batch(tmp_path, weights_file, c
     """A bug hit by one input (here: RuntimeError from upscale) is that file's one-line failure."""
     import srcnn_np.model
 
-    (tmp_path / "src").mkdir()
-    for i in range(3):
-        Image.fromarray(sky(8, 8, seed=i)).save(tmp_path / "src" / f"{i}.png")
+    tiny_pngs(tmp_path / "src", 3)
     real_upscale = srcnn_np.model.upscale
 
     def buggy_upscale(image, *args, **kwargs):

@@ -119,7 +119,7 @@ def test_other_package_images_load_as_rgb(name):
     assert name in data.NATURAL_TRAIN and name not in data.NATURAL_HELD_OUT
 
 
-def test_missing_image_package_names_the_extra(monkeypatch, tmp_path, capsys):
+def test_missing_image_package_names_the_extra(monkeypatch):
     monkeypatch.setitem(sys.modules, "sklearn.datasets", None)  # import fails as if not installed
     with pytest.raises(ImportError, match=r"'china' needs sklearn.datasets: pip install -e '\.\[reference\]'"):
         data.natural_rgb("china")
