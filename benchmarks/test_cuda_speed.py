@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from numba.core import config
 
-from srcnn_np.cuda import cuda_status, srcnn_forward_cuda
+from srcnn_np.gpu.runner import cuda_status, srcnn_forward_cuda
 from srcnn_np.model import KernelWeights
 from srcnn_np.weights import Weights
 

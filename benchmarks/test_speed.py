@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 
 from reference.model import SRCNN
-from srcnn_np import kernels
+from srcnn_np.cpu import kernels
 from srcnn_np.model import KernelWeights, srcnn_forward, upscale
 from srcnn_np.weights import Weights
 

@@ -12,7 +12,7 @@ only within one run):
   this CPU) and forcing -prefer-256-bit made the auto-vectoriser worse (30 GFLOP/s).
 - explicit <16 x float> LLVM vectors through Numba intrinsics (dev/simd.py), 8 pixels x 32
   channels = 16 zmm accumulators (simd_8x32): 2.7x rowacc_c8 in the same run; this is what
-  srcnn_np/kernels.py ships (~280-320 GFLOP/s for conv2 at 1024 x 1024, benchmarks/report.py).
+  srcnn_np/cpu/kernels.py ships (~280-320 GFLOP/s for conv2 at 1024 x 1024, benchmarks/report.py).
 Some variants are commented out of `variants` below to keep a run short.
 """
 import sys

@@ -30,7 +30,7 @@ import torch.nn.functional as F
 
 from reference import data
 from reference.model import SRCNN
-from srcnn_np.atomic import atomic_output
+from srcnn_np.io.atomic import atomic_output
 from srcnn_np.metrics import psnr
 
 DEFAULT_ASTRO_DIR = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "esa-hubble-128"

@@ -13,7 +13,7 @@ import threading
 import time
 from dataclasses import dataclass
 
-from .imageio import (EXTENSIONS, FORMAT_EXTENSION, MAX_PIXELS_DEFAULT, ImageIOError, check_regular_file, format_of,
+from .io.imageio import (EXTENSIONS, FORMAT_EXTENSION, MAX_PIXELS_DEFAULT, ImageIOError, check_regular_file, format_of,
                       quiet_decoders, read_image, write_image)
 from .errors import one_line
 from .progress import Progress
@@ -146,7 +146,7 @@ def configure_threads(threads: int | None) -> None:
 def check_device(device: str) -> None:
     """--device cuda without a usable GPU is a usage error (exit 2), found before any work."""
     if device == "cuda":
-        from .cuda import cuda_status
+        from .gpu.runner import cuda_status
 
         usable, reason = cuda_status()
         if not usable:
@@ -265,12 +265,12 @@ def internal_error(source: str, e: Exception) -> str:
 
 
 def upscale_fits_job(job: Job, kw, args) -> tuple[bool, str]:
-    """upscale_job for a FITS file: science data, header and WCS through srcnn_np.fits_io."""
+    """upscale_job for a FITS file: science data, header and WCS through srcnn_np.io.fits_io."""
     from .model import upscale
 
     started = time.monotonic()
     try:
-        from .fits_io import FitsError, upscale_fits
+        from .io.fits_io import FitsError, upscale_fits
 
         check_regular_file(job.source)
         with quiet_decoders():  # astropy's warnings and log lines about a damaged file: the error line says it
@@ -315,7 +315,7 @@ def run_out_of_core(args, kw) -> int:
     """`upscale IN.fits|IN.zarr -o OUT.zarr` (or IN.zarr -o OUT.fits): one science plane through
     srcnn_np.dask chunk by chunk, here or on the --scheduler cluster."""
     from .dask import DaskIOError, is_zarr, upscale_file
-    from .fits_io import FitsError
+    from .io.fits_io import FitsError
 
     if len(args.inputs) != 1:
         raise UsageError("with a .zarr input or output give exactly one input: a FITS file or a .zarr array")

@@ -9,7 +9,7 @@
     -> the s * depth output pixels on each grown side cropped away
     -> dask.array (sH, sW[, C]) float32            chunks (s cy, s cx[, C])
 
-Why that depth: an output pixel depends on the upsampled image within model.HALO output pixels
+Why that depth: an output pixel depends on the upsampled image within HALO output pixels
 (the 9x9, 5x5, 5x5 convs), and an upsampled pixel on the input within 2 pixels (bicubic taps), so
 on the input within about HALO / s + 2 pixels (exactly: `overlap_depth`). A grown block's outer
 edge is wrong only where the convs' zero padding and the bicubic clamp reach, which the crop
@@ -43,6 +43,7 @@ from contextlib import contextmanager
 import numpy as np
 
 from . import model
+from .geometry import HALO
 from .errors import one_line
 from .progress import Progress
 from .science import FILL_ROUNDS, BlankImageError, upscale_plane
@@ -82,7 +83,7 @@ def overlap_depth(scale: int) -> int:
     pixels have a tap outside the block; the convs then spread that (and their own zero padding)
     HALO pixels further. The crop s * depth must cover HALO + 3s // 2 output pixels.
     """
-    return math.ceil((model.HALO + 3 * scale // 2) / scale)
+    return math.ceil((HALO + 3 * scale // 2) / scale)
 
 
 def _chunks_at_least(chunks: tuple, depth: int) -> tuple:
@@ -245,13 +246,13 @@ class FitsSections:
 
     Only the pixels a chunk needs are read; data are in physical units (BSCALE/BZERO applied by
     astropy; BLANK pixels of unscaled integer data become NaN, the chunks then float32), as
-    srcnn_np.fits_io.read_fits returns them. Pickles as the path and HDU index (never the file),
+    srcnn_np.io.fits_io.read_fits returns them. Pickles as the path and HDU index (never the file),
     so dask.distributed workers open the file themselves: it must be on a filesystem they share.
     """
 
     def __init__(self, path, hdu=None):
-        from .fits_io import FitsError, _astropy_fits, _select_hdu, check_fits_structure, physical_blank
-        from .imageio import quiet_decoders
+        from .io.fits_io import FitsError, _astropy_fits, _select_hdu, check_fits_structure, physical_blank
+        from .io.imageio import quiet_decoders
 
         fits = _astropy_fits()
         self.path = os.fspath(path)
@@ -276,7 +277,7 @@ class FitsSections:
         self.ndim = len(self.shape)
 
     def __getitem__(self, key) -> np.ndarray:
-        from .fits_io import _astropy_fits
+        from .io.fits_io import _astropy_fits
 
         with _astropy_fits().open(self.path, memmap=False) as hdul:
             data = np.asarray(hdul[self.hdu_index].section[key])
@@ -301,7 +302,7 @@ def open_array(path, hdu=None, chunk: int = INPUT_CHUNK):
     """A Zarr array or a FITS image HDU as a lazy dask.array, and its FITS header (None for Zarr).
 
     Zarr: the array at `path`, read in chunks that are whole multiples of its stored chunks, at
-    least `chunk` pixels a side. FITS: the HDU chosen as in srcnn_np.fits_io.read_fits, in
+    least `chunk` pixels a side. FITS: the HDU chosen as in srcnn_np.io.fits_io.read_fits, in
     chunk x chunk sections. Nothing is read but metadata until the array is computed.
     Raises DaskIOError (one line naming the file) when it cannot be opened.
     """
@@ -408,16 +409,16 @@ def upscale_file(source, target, weights=None, *, scale: int = 2, hdu=None, cons
                  overwrite: bool = False, client=None, progress: bool = False) -> tuple:
     """Upscale one science plane out of core: a Zarr array or FITS image HDU in, Zarr (or FITS) out.
 
-    source: a .zarr array or a FITS file (HDU `hdu`, see srcnn_np.fits_io.read_fits), one (H, W)
+    source: a .zarr array or a FITS file (HDU `hdu`, see srcnn_np.io.fits_io.read_fits), one (H, W)
         plane in physical units. target: a .zarr path (written chunk by chunk, never holding the
         image) or a .fits path (the result is gathered in memory: for sizes that fit).
     The data go through `upscale_science` (global finite range, blanks NaN, optional flux
-    conservation); a FITS source's header is rescaled (srcnn_np.fits_io.upscaled_header) and kept,
+    conservation); a FITS source's header is rescaled (srcnn_np.io.fits_io.upscaled_header) and kept,
     in Zarr as the attribute "fits_header" (the header's 80-character cards, one string).
     client: a dask.distributed Client (the workers must see both paths), or None for this machine.
     Returns (input shape, output shape). Raises DaskIOError / FitsError with one line naming the file.
     """
-    from .fits_io import FitsError, upscaled_header, write_fits
+    from .io.fits_io import FitsError, upscaled_header, write_fits
 
     source, target = os.fspath(source), os.fspath(target)
     if not (is_zarr(target) or target.lower().endswith((".fits", ".fit", ".fts"))):

@@ -17,7 +17,7 @@ import numpy as np
 from PIL import Image
 
 from .color import luminance
-from .imageio import EXTENSIONS, read_image
+from .io.imageio import EXTENSIONS, read_image
 from .metrics import psnr, ssim
 from .model import bicubic, resolve_weights, to_float01, upscale
 from .weights import MODELS, SUPPORTED_SCALES, WeightsError, load_weights

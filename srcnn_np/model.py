@@ -11,20 +11,13 @@ from dataclasses import dataclass
 import numba
 import numpy as np
 
-from . import kernels
+from .cpu import kernels
+from .geometry import DEFAULT_TILE, tile_windows
 from .color import rgb_to_ycbcr, ycbcr_to_rgb
 from .weights import Weights, load_weights
 
 MODES = ("rgb", "y")
 DEVICES = ("cpu", "cuda", "auto")
-
-
-# Receptive-field radius of the 9-5-5 network in output pixels (4 + 2 + 2): an output pixel
-# depends only on the upsampled image within HALO pixels of it.
-HALO = 8
-# Default output tile side. A tile's working set is about (tile + 2 HALO)^2 x 65 float32
-# (the upsampled and 64-channel maps): 72 MB at 512; the halo adds ~6% work on interior tiles.
-DEFAULT_TILE = 512
 
 
 @dataclass(frozen=True)
@@ -81,7 +74,7 @@ def upsample_conv1(lr: np.ndarray, kw: KernelWeights, y0: int, x0: int, h: int, 
     """The first two stages on the (h, w) window [y0:y0 + h, x0:x0 + w] of the upsampled image.
 
     lr (H, W) float32 as kernel_input makes it. Returns the kernels' padded maps (see
-    srcnn_np.kernels), laid in `ws`: the upsampled window (h + 8, ceil8(w) + 8, 1) and conv1
+    srcnn_np.cpu.kernels), laid in `ws`: the upsampled window (h + 8, ceil8(w) + 8, 1) and conv1
     (h + 4, ceil8(w) + 4, 64) float32, zero-padded at the window's edge.
     """
     p1, p2 = kw.w1.shape[0] // 2, kw.w2.shape[0] // 2
@@ -125,16 +118,6 @@ def forward_stages(lr: np.ndarray, kw: KernelWeights) -> dict:
     kernels.conv_single_out_into(conv2, kw.w3, kw.b3, sW, out)
     return {"upsampled": up[p1:p1 + sH, p1:p1 + sW, 0], "conv1": conv1[p2:p2 + sH, p2:p2 + sW],
             "conv2": conv2[p3:p3 + sH, p3:p3 + sW], "output": out}
-
-
-def tile_windows(length: int, tile: int):
-    """Split [0, length) into output spans of `tile` and their windows grown by HALO inside [0, length).
-
-    Yields (out_start, out_stop, win_start, win_stop) for each tile along one axis.
-    """
-    for start in range(0, length, tile):
-        stop = min(start + tile, length)
-        yield start, stop, max(start - HALO, 0), min(stop + HALO, length)
 
 
 def srcnn_forward(lr: np.ndarray, kw: KernelWeights, tile: int | None = None,
@@ -203,7 +186,7 @@ def network_on(device: str, kw: KernelWeights, tile: int | None, on_tile=None):
     if device not in DEVICES:
         raise ValueError(f"device must be one of {DEVICES}, got {device!r}")
     if device != "cpu":
-        from . import cuda  # lazy: the CPU path never imports numba.cuda
+        from .gpu import runner as cuda  # lazy: the CPU path never imports numba.cuda
 
         if device == "cuda":
             cuda.require_cuda()

@@ -28,7 +28,7 @@ from importlib import resources
 
 import numpy as np
 
-from .atomic import OutputExistsError, atomic_output
+from .io.atomic import OutputExistsError, atomic_output
 
 WEIGHTS_MAGIC = 0x53524E50  # "SRNP"
 # FORMAT_VERSION history:

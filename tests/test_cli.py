@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from srcnn_np import png16
+from srcnn_np.io import png16
 from srcnn_np.cli import EXIT_FAILED, EXIT_OK, EXIT_USAGE, main
 
 from .conftest import random_weights, sky
@@ -206,7 +206,7 @@ def test_module_entry_point_with_shipped_weights(tmp_path):
 
 
 def test_device_cuda_without_gpu_is_a_usage_error(tmp_path, weights_file, capsys):
-    from srcnn_np.cuda import cuda_status
+    from srcnn_np.gpu.runner import cuda_status
 
     if cuda_status()[0]:
         pytest.skip("a CUDA device (or the simulator) is usable here")

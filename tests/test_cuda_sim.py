@@ -1,4 +1,4 @@
-"""The CUDA path (srcnn_np.cuda) against the CPU path, in numba's CUDA simulator.
+"""The CUDA path (srcnn_np.gpu.runner) against the CPU path, in numba's CUDA simulator.
 
 Run on their own, with the simulator on before numba.cuda is first imported:
 
@@ -20,8 +20,8 @@ import numpy as np
 import pytest
 from numba.core import config
 
-from srcnn_np import cuda as srcnn_cuda
-from srcnn_np.kernels import bicubic_upsample, cubic_taps
+from srcnn_np.gpu import runner as srcnn_cuda
+from srcnn_np.cpu.kernels import bicubic_upsample, cubic_taps
 from srcnn_np.model import KernelWeights, srcnn_forward
 
 from .checks import assert_close
@@ -85,7 +85,7 @@ def test_bicubic_tile_matches_cpu_and_zero_pads(oy0, ox0, ly0, lx0):
     columns lx0..: in-image pixels are the CPU bicubic, the rest 0."""
     from numba import cuda
 
-    from srcnn_np.cuda_kernels import bicubic_tile
+    from srcnn_np.gpu.kernels import bicubic_tile
 
     H, W, scale, block = 5, 6, 3, (4, 4)
     lr = np.random.default_rng(3).random((H, W), dtype=np.float32)
@@ -139,7 +139,7 @@ def test_kernels_compile_to_float32_ptx():
     """The real compiler accepts every kernel and emits no float64 arithmetic (no GPU needed)."""
     from numba import cuda, types
 
-    from srcnn_np import cuda_kernels
+    from srcnn_np.gpu import kernels as cuda_kernels
 
     i64 = types.int64
     f32 = {n: types.Array(types.float32, n, "C") for n in (1, 2, 3)}
@@ -180,7 +180,7 @@ def run_isolated(code: str) -> dict:
     return json.loads(done.stdout)
 
 
-STATUS = "import json; from srcnn_np.cuda import cuda_status; " \
+STATUS = "import json; from srcnn_np.gpu.runner import cuda_status; " \
          "usable, reason = cuda_status(); print(json.dumps(dict(usable=usable, reason=reason)))"
 
 
@@ -200,7 +200,7 @@ def test_status_without_numba_cuda():
 def test_forward_without_gpu_raises_one_line_error():
     got = run_isolated(
         "import json, numpy as np\n"
-        "from srcnn_np import cuda\n"
+        "from srcnn_np.gpu import runner as cuda\n"
         "try:\n"
         "    cuda.srcnn_forward_cuda(np.zeros((2, 2), np.float32), None)\n"
         "    print(json.dumps(dict(error=None)))\n"

@@ -16,7 +16,7 @@ import dask  # noqa: E402
 from srcnn_np import dask as sdask  # noqa: E402
 from srcnn_np import model, science  # noqa: E402
 from srcnn_np.cli import main  # noqa: E402
-from srcnn_np.imageio import read_image, write_image  # noqa: E402
+from srcnn_np.io.imageio import read_image, write_image  # noqa: E402
 
 from .checks import assert_close  # noqa: E402
 from .conftest import random_weights  # noqa: E402

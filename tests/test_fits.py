@@ -1,4 +1,4 @@
-"""srcnn_np.fits_io: FITS read/write, header and WCS rescaling, checked with astropy.wcs; hostile
+"""srcnn_np.io.fits_io: FITS read/write, header and WCS rescaling, checked with astropy.wcs; hostile
 files refused by the structural check before astropy reads them."""
 import bz2
 import gzip
@@ -16,7 +16,7 @@ fits = pytest.importorskip("astropy.io.fits")
 from astropy.wcs import WCS
 
 from srcnn_np import __version__
-from srcnn_np.fits_io import (
+from srcnn_np.io.fits_io import (
     ASTROPY_HINT,
     FitsError,
     check_fits_structure,
@@ -369,7 +369,7 @@ def test_missing_astropy_gives_the_install_hint(monkeypatch, tmp_path):
 def test_runtime_modules_do_not_import_astropy():
     import subprocess
 
-    code = ("import sys, srcnn_np, srcnn_np.fits_io, srcnn_np.science; "
+    code = ("import sys, srcnn_np, srcnn_np.io.fits_io, srcnn_np.science; "
             "print(any(m.startswith('astropy') for m in sys.modules))")
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert res.stdout.strip() == "False", res.stdout + res.stderr
@@ -506,7 +506,7 @@ def test_a_pipe_is_refused_without_blocking(tmp_path):
 def test_astropy_errors_become_one_line_naming_the_file(tmp_path, monkeypatch):
     """Anything astropy raises past the structural check (here a real VerifyError, then planted
     multi-line OSError and KeyError) is 'not a readable FITS file (first line)'; MemoryError passes."""
-    from srcnn_np import fits_io
+    from srcnn_np.io import fits_io
 
     path = tmp_path / "unparsable.fits"
     path.write_bytes(image_file({"EXTNAME": "'abc"}))

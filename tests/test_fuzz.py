@@ -95,7 +95,7 @@ def test_regression_tiff_strip_offsets_of_type_double(tmp_path, capsys):
     assert sorted(os.listdir(tmp_path)) == ["float_offsets.tif"]
 
 
-# ---------------------------------------------------------------- FITS (srcnn_np.fits_io)
+# ---------------------------------------------------------------- FITS (srcnn_np.io.fits_io)
 
 
 def fits_bytes(*cards, data=b"") -> bytes:
@@ -128,7 +128,7 @@ def test_regression_fits_headers_found_by_fuzzing(tmp_path, name):
     path = tmp_path / f"{name}.fits"
     path.write_bytes(data)
     child = ("import resource, sys\nresource.setrlimit(resource.RLIMIT_AS, (4 << 30, 4 << 30))\n"
-             "from srcnn_np.fits_io import FitsError, read_fits\n"
+             "from srcnn_np.io.fits_io import FitsError, read_fits\n"
              "try:\n    read_fits(sys.argv[1])\nexcept FitsError as e:\n    print(e)\n")
     try:
         done = subprocess.run([sys.executable, "-c", child, str(path)], capture_output=True, text=True, cwd=REPO,
@@ -160,7 +160,7 @@ def tiff16_with_huge_strip_byte_counts() -> bytes:
 def test_regression_tiff_strip_byte_counts_beyond_the_file(tmp_path):
     import tracemalloc
 
-    from srcnn_np.imageio import ImageIOError, read_image
+    from srcnn_np.io.imageio import ImageIOError, read_image
 
     path = tmp_path / "huge_counts.tif"
     path.write_bytes(tiff16_with_huge_strip_byte_counts())

@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from srcnn_np import imageio, png16
+from srcnn_np.io import imageio, png16
 from srcnn_np.cli import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_TERMINATED, EXIT_USAGE, main
 from srcnn_np.weights import FORMAT_VERSION, WEIGHTS_MAGIC
 

@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from srcnn_np import kernels
+from srcnn_np.cpu import kernels
 from srcnn_np.model import KernelWeights, forward_stages
 
 from . import naive

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from srcnn_np.png16 import is_png16, read_png16, write_png16
+from srcnn_np.io.png16 import is_png16, read_png16, write_png16
 
 SHAPES = [(1, 1), (1, 7), (13, 5), (64, 65)]
 CHANNELS = [1, 2, 3, 4]

@@ -1,4 +1,4 @@
-"""srcnn_np.tiff_io: 16-bit and float TIFF through tifffile."""
+"""srcnn_np.io.tiff_io: 16-bit and float TIFF through tifffile."""
 import io
 import sys
 
@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 tifffile = pytest.importorskip("tifffile")
-from srcnn_np.tiff_io import TIFFFILE_HINT, TiffError, read_tiff, write_tiff
+from srcnn_np.io.tiff_io import TIFFFILE_HINT, TiffError, read_tiff, write_tiff
 
 
 def samples(shape, dtype, seed=0):

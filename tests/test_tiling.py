@@ -5,7 +5,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import srcnn_np
-from srcnn_np.model import HALO, KernelWeights, forward_stages, srcnn_forward, tile_windows
+from srcnn_np.geometry import HALO, tile_windows
+from srcnn_np.model import KernelWeights, forward_stages, srcnn_forward
 
 from .checks import assert_close
 from .conftest import random_weights

@@ -4,7 +4,7 @@
     python tools/fuzz.py --seconds 600 --target fits --seed 7 --crashes fuzz-crashes/
 
 Each input is written to a file and decoded the way `srcnn-np upscale` decodes it:
-srcnn_np.imageio.read_image (images) or srcnn_np.fits_io.read_fits (FITS, when astropy is
+srcnn_np.io.imageio.read_image (images) or srcnn_np.io.fits_io.read_fits (FITS, when astropy is
 installed). The only exceptions allowed out are the decoders' one-line errors (ImageIOError,
 FitsError); anything else, or a decoded result that breaks the LoadedImage contract, is a crash:
 its input is saved under --crashes and the run exits 1. A decode that takes longer than
@@ -33,8 +33,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from srcnn_np import png16
-from srcnn_np.imageio import ImageIOError, read_image
+from srcnn_np.io import png16
+from srcnn_np.io.imageio import ImageIOError, read_image
 
 MAX_PIXELS = 1 << 20  # keeps each execution fast; the limit itself is one of the things fuzzed
 INTERESTING = (0, 1, 2, 7, 8, 15, 16, 255, 256, 0x7FFF, 0x8000, 0xFFFF, 0x10000, 0x7FFFFFFF, 0x80000000, 0xFFFFFFFF)
@@ -239,7 +239,7 @@ def decode_image(path: str) -> str | None:
 
 def decode_fits(path: str) -> str | None:
     """read_fits as `upscale` uses it; like decode_image."""
-    from srcnn_np.fits_io import FitsError, read_fits
+    from srcnn_np.io.fits_io import FitsError, read_fits
 
     try:
         image = read_fits(path)
@@ -266,7 +266,7 @@ def targets(which: str) -> dict:
     if which in ("fits", "all"):
         try:
             import astropy  # noqa: F401
-            from srcnn_np import fits_io  # noqa: F401
+            from srcnn_np.io import fits_io  # noqa: F401
         except ImportError as e:
             print(f"fuzz: skipping FITS ({e})", file=sys.stderr)
         else:

@@ -3,7 +3,7 @@
     python tools/make_comparison.py IMAGE [--scale 2] [--model astro] [--weights NPZ]
         [--zoom 2] [--out docs/comparison.png] [--force]
 
-Written atomically with srcnn_np.imageio.write_image; an existing --out is replaced only with --force.
+Written atomically with srcnn_np.io.imageio.write_image; an existing --out is replaced only with --force.
 
 IMAGE is a ground truth (use one from the validation split, never trained on). The input is made
 as `python -m srcnn_np evaluate` makes it (srcnn_np.evaluate.make_lr); the low-res panel is shown
@@ -19,7 +19,7 @@ from PIL import Image, ImageDraw
 
 from srcnn_np.color import luminance
 from srcnn_np.evaluate import bicubic_rgb, load_rgb, make_lr, modcrop
-from srcnn_np.imageio import write_image
+from srcnn_np.io.imageio import write_image
 from srcnn_np.metrics import psnr
 from srcnn_np.model import upscale
 from srcnn_np.weights import MODELS, WeightsError, load_weights

@@ -35,10 +35,10 @@ from reference.data import (
     make_ground_truth,
     split_of,
 )
-from srcnn_np.atomic import current_umask
+from srcnn_np.io.atomic import current_umask
 from srcnn_np.color import luminance
 from srcnn_np.evaluate import load_rgb, make_lr
-from srcnn_np.imageio import write_image
+from srcnn_np.io.imageio import write_image
 
 MAX_FLAT_FRACTION = 0.4  # lit pixels equal to their left and upper neighbours: flat fills of drawn graphics
 DARK = 0.1  # Y below this is sky background, flat in photographs too

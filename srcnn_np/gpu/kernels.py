@@ -1,12 +1,12 @@
-"""numba.cuda kernels for one tile of the SRCNN forward pass (imported lazily by srcnn_np.cuda).
+"""numba.cuda kernels for one tile of the SRCNN forward pass (imported lazily by srcnn_np.gpu.runner).
 
 Importing this module imports numba.cuda: NUMBA_ENABLE_CUDASIM must be set before that, and
-only srcnn_np.cuda imports it, after checking that CUDA is usable.
+only srcnn_np.gpu.runner imports it, after checking that CUDA is usable.
 
 Device layouts: feature maps are channels-first (C, H, W) float32, so neighbouring threads
 read and write neighbouring addresses; conv weights are (Cin, K*K, Cout) float32 (tap
 t = dy*K + dx); bicubic taps are the (n, 4) int64 / float32 tables of
-srcnn_np.kernels.cubic_taps. Every kernel runs one thread per output pixel with a 2-D grid,
+srcnn_np.cpu.kernels.cubic_taps. Every kernel runs one thread per output pixel with a 2-D grid,
 blockDim = (x, y) = (columns, rows). A tile's arrays cover a window of the whole image whose
 top-left pixel has global coordinates (oy0, ox0); pixels of a window that fall outside the
 image are written as 0, which is exactly the zero padding the next convolution expects.

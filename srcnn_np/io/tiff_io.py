@@ -56,7 +56,7 @@ def write_tiff(path_or_fileobj, pixels: np.ndarray) -> None:
 
     C = 2 is gray + alpha, 3 RGB, 4 RGBA; alpha is tagged as unassociated (ExtraSamples = 2).
     float64 is written as float32. Writes to a path or an open, seekable binary file as given
-    (atomic placement is the caller's job, see srcnn_np.imageio.write_image).
+    (atomic placement is the caller's job, see srcnn_np.io.imageio.write_image).
     """
     tifffile = _tifffile()
     a = np.asarray(pixels)

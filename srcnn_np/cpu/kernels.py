@@ -23,7 +23,7 @@ from numba import njit, prange, types
 from numba.core import cgutils
 from numba.extending import intrinsic, models, register_model
 
-from .config import JIT_OPTIONS
+from ..config import JIT_OPTIONS
 
 CUBIC_A = np.float32(-0.75)  # torch's bicubic coefficient
 PIXEL_BLOCK = 8  # output pixels per register block of the conv kernels

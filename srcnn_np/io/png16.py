@@ -10,7 +10,7 @@ import zlib
 import numpy as np
 from numba import njit
 
-from .config import JIT_OPTIONS, MAX_PIXELS_DEFAULT
+from ..config import JIT_OPTIONS, MAX_PIXELS_DEFAULT
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 CHANNELS_BY_COLOR_TYPE = {0: 1, 2: 3, 4: 2, 6: 4}  # gray, RGB, gray + alpha, RGBA

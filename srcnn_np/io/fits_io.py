@@ -45,9 +45,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from .atomic import OutputExistsError, atomic_output
-from .errors import one_line
+from ..errors import one_line
 from .imageio import ImageIOError, check_regular_file, quiet_decoders
-from .science import BlankImageError, upscale_science
+from ..science import BlankImageError, upscale_science
 
 ASTROPY_HINT = 'FITS support needs astropy: pip install "srcnn_np[fits]"'
 ALT_SUFFIXES = [""] + [chr(c) for c in range(ord("A"), ord("Z") + 1)]
@@ -504,7 +504,7 @@ def upscale_fits(src, dst, upscale_fn, scale: int, *, method: str, hdu=None,
     Returns the FitsImage written. Raises FitsError (one line, naming the file) for unreadable
     input, an all-blank image, a header that cannot be rescaled, or an existing dst.
     """
-    from . import __version__
+    from .. import __version__
 
     dst = os.fspath(dst)
     if os.path.exists(dst) and not overwrite:

@@ -16,9 +16,9 @@ import math
 
 import numpy as np
 
-from .errors import one_line
-from .kernels import cubic_taps
-from .model import HALO
+from ..errors import one_line
+from ..cpu.kernels import cubic_taps
+from ..geometry import HALO
 
 # HALO (8) is the network's receptive-field radius in upsampled pixels: 4 + 2 + 2.
 
@@ -86,7 +86,7 @@ def srcnn_forward_cuda(lr: np.ndarray, kw, tile: int | None = None) -> np.ndarra
     require_cuda()
     from numba import cuda
 
-    from . import cuda_kernels
+    from . import kernels
 
     lr = np.ascontiguousarray(lr, dtype=np.float32)
     if lr.ndim != 2 or lr.size == 0:
@@ -107,7 +107,7 @@ def srcnn_forward_cuda(lr: np.ndarray, kw, tile: int | None = None) -> np.ndarra
     for (k, cin, cout, chunk, relu), w, b in zip(CONV_LAYERS, (kw.w1, kw.w2, kw.w3),
                                                  (kw.b1, kw.b2, kw.b3)):
         w_dev = np.ascontiguousarray(w.transpose(2, 0, 1, 3), dtype=np.float32).ravel()
-        layers.append((k, cuda_kernels.conv_kernel(k, cin, cout, chunk, relu, block),
+        layers.append((k, kernels.conv_kernel(k, cin, cout, chunk, relu, block),
                        cuda.to_device(w_dev), cuda.to_device(np.ascontiguousarray(b, np.float32))))
     out = np.empty((sH, sW), dtype=np.float32)
     buffers = {}  # (th, tw) -> device arrays of every stage, reused by same-shaped tiles
@@ -125,7 +125,7 @@ def srcnn_forward_cuda(lr: np.ndarray, kw, tile: int | None = None) -> np.ndarra
             ly0, lx0 = int(rows.min()), int(cols.min())
             lr_dev = cuda.to_device(np.ascontiguousarray(
                 lr[ly0:int(rows.max()) + 1, lx0:int(cols.max()) + 1]))
-            cuda_kernels.bicubic_tile[_grid(stages[0], block), block](
+            kernels.bicubic_tile[_grid(stages[0], block), block](
                 lr_dev, ly0, lx0, *taps, oy0, ox0, stages[0])
             for (k, conv, w_dev, b_dev), src, dst in zip(layers, stages, stages[1:]):
                 oy0, ox0 = oy0 + k // 2, ox0 + k // 2

@@ -17,8 +17,8 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from .atomic import OutputExistsError, atomic_output
-from .config import MAX_PIXELS_DEFAULT
-from .errors import one_line
+from ..config import MAX_PIXELS_DEFAULT
+from ..errors import one_line
 
 EXTENSIONS = {".png": "png", ".jpg": "jpeg", ".jpeg": "jpeg", ".tif": "tiff", ".tiff": "tiff"}
 FORMAT_EXTENSION = {"png": ".png", "jpeg": ".jpg", "tiff": ".tif"}

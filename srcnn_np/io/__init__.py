@@ -1,0 +1,1 @@
+"""Image and science-file formats: reading, writing and atomic output. Never imports the model."""
