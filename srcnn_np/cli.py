@@ -100,8 +100,11 @@ def build_parser() -> argparse.ArgumentParser:
                       "so each output block sums to its input pixel")
     fits.add_argument("--stretch", default="linear", choices=("linear", "asinh"),
                       help="how each plane's finite range is mapped into the network's [0, 1] (default linear)")
+    up.add_argument("--compare", action="store_true", help="also write a before/after viewer beside each "
+                    "output, OUTPUT_STEM_compare.html (see the compare command)")
     up.add_argument("-q", "--quiet", action="store_true", help="no progress bar or per-file lines")
     up.set_defaults(run=run_upscale)
+    add_compare_parser(sub)
     from . import evaluate
 
     ev = sub.add_parser("evaluate", help="PSNR/SSIM of the model vs bicubic on ground-truth images",
@@ -111,6 +114,48 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_arguments(ev)
     ev.set_defaults(run=evaluate.run)
     return p
+
+
+def add_compare_parser(sub) -> None:
+    from .viewer import MAX_VIEW_PIXELS
+
+    cmp = sub.add_parser(
+        "compare", help="before/after viewer: bicubic vs an upscaled image, one HTML file",
+        description="Write one self-contained HTML file (no network) comparing the bicubic upsampling of "
+        "LOWRES with UPSCALED: a slider between them, zoom and pan down to single pixels, and a display "
+        "stretch (linear or asinh over the full range, min-max or a percentile clip).",
+        epilog="example: python -m srcnn_np compare m51.fits m51_x2.fits -o m51_compare.html\n"
+        "exit status: 0 ok, 1 unreadable or mismatched inputs or an existing output, 2 bad command",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    cmp.add_argument("lowres", metavar="LOWRES", help="the input image (PNG, JPEG, TIFF or FITS)")
+    cmp.add_argument("upscaled", metavar="UPSCALED", help="its upscale, an integer multiple of its size")
+    cmp.add_argument("-o", "--output", required=True, help="the HTML file to write")
+    cmp.add_argument("--hdu", help="LOWRES's FITS HDU: index or EXTNAME (default: the first image HDU)")
+    cmp.add_argument("--overwrite", action="store_true", help="replace an existing output")
+    cmp.add_argument("--max-pixels", type=int, default=MAX_VIEW_PIXELS,
+                     help=f"refuse an UPSCALED of more pixels than this (default {MAX_VIEW_PIXELS}): every pixel is "
+                     "embedded in the page")
+    cmp.add_argument("-q", "--quiet", action="store_true", help="no summary line")
+    cmp.set_defaults(run=run_compare)
+
+
+def run_compare(args) -> int:
+    """`compare LOWRES UPSCALED -o VIEW.html`: see srcnn_np.viewer."""
+    from .viewer import ViewerError, write_viewer
+
+    if not args.output.lower().endswith((".html", ".htm")):
+        raise UsageError(f"{args.output}: the viewer is an HTML file; end its name with .html")
+    if args.max_pixels < 1:
+        raise UsageError("--max-pixels must be a positive number of pixels")
+    try:
+        width, height, scale = write_viewer(args.lowres, args.upscaled, args.output, hdu=args.hdu,
+                                            overwrite=args.overwrite, max_pixels=args.max_pixels)
+    except ViewerError as e:
+        print(f"{PROG}: error: {e}", file=sys.stderr)
+        return EXIT_FAILED
+    if not args.quiet:
+        print(f"{args.lowres} x{scale} bicubic | {args.upscaled} -> {args.output} ({width}x{height})")
+    return EXIT_OK
 
 
 def main(argv=None) -> int:
@@ -290,17 +335,35 @@ def upscale_fits_job(job: Job, kw, args) -> tuple[bool, str]:
     return True, f"{job.source} -> {job.target} ({'x'.join(map(str, shape[::-1]))} FITS, {time.monotonic() - started:.2f} s)"
 
 
+def upscale_and_compare(job: Job, kw, args) -> tuple[bool, str]:
+    """upscale_job, then (--compare) the before/after viewer beside its output (viewer.viewer_path)."""
+    from .viewer import ViewerError, viewer_path, write_viewer
+
+    html = viewer_path(job.target)
+    if os.path.lexists(html) and not args.overwrite:
+        return False, f"{html}: exists (use --overwrite to replace it)"
+    ok, line = upscale_job(job, kw, args)
+    if not ok:
+        return ok, line
+    try:
+        write_viewer(job.source, job.target, html, hdu=args.hdu, overwrite=args.overwrite)
+    except ViewerError as e:
+        return False, f"{job.source}: upscaled to {job.target}, but no viewer: {e}"
+    return True, f"{line}; viewer {html}"
+
+
 def run_jobs(jobs: list[Job], kw, args):
     """Yield (ok, line) per job (see upscale_job): here in order, or with --scheduler on the
     cluster, one task per job, as they finish."""
+    work = upscale_and_compare if args.compare else upscale_job
     if not args.scheduler:
         for job in jobs:
-            yield upscale_job(job, kw, args)
+            yield work(job, kw, args)
         return
     from .dask import run_on_cluster
 
     with connect_scheduler(args.scheduler) as client:
-        for job, outcome, error in run_on_cluster(client, upscale_job, jobs, kw, args):
+        for job, outcome, error in run_on_cluster(client, work, jobs, kw, args):
             yield outcome if error is None else (False, f"{job.source}: failed on the cluster ({error})")
 
 

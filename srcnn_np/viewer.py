@@ -1,0 +1,231 @@
+"""Before/after viewer: one self-contained HTML file comparing bicubic with an SRCNN upscale.
+
+`write_viewer(LOWRES, UPSCALED, "view.html")` reads both images (PNG, JPEG, TIFF or FITS), computes
+the bicubic upsampling of LOWRES at UPSCALED's scale with srcnn_np's own bicubic, and writes one
+HTML file holding the page (srcnn_np/data/viewer.html), its script and both images: nothing is
+fetched from anywhere, the file opens offline. In the page a slider divides the view: bicubic
+left, UPSCALED right, on one canvas with one zoom and pan (down to single pixels, drawn
+nearest-neighbour), and a display stretch (linear or asinh) over an interval (the full range, the
+data's min-max, or a percentile clip) that applies to both sides alike.
+
+Pixels travel losslessly, as the file stores them: uint8 and uint16 images as Uint8/Uint16 arrays
+(bicubic quantised to the same bit depth, as `upscale` would write it), float data (FITS, float
+TIFF) as Float32 in physical units, so that the stretch is applied in the browser. Each array is
+zlib-compressed, base64-encoded and inflated in the page by the browser's DecompressionStream.
+Alpha is dropped; a FITS cube of 3 planes is shown as RGB. Images of more than MAX_VIEW_PIXELS
+upscaled pixels are refused (a browser holds every embedded pixel as float32 plus two RGBA
+canvases: 2048 x 2048 RGB float data is a ~90 MB page); crop first, or raise the limit.
+"""
+import base64
+import json
+import os
+import zlib
+from dataclasses import dataclass
+from importlib import resources
+
+import numpy as np
+
+from .config import MAX_PIXELS_DEFAULT
+from .errors import one_line
+from .io.atomic import OutputExistsError, atomic_output
+from .io.imageio import ImageIOError, quantize, read_image
+from .model import bicubic, to_float01
+
+MAX_VIEW_PIXELS = 2048 * 2048  # upscaled pixels embedded by default
+FITS_SUFFIXES = (".fits", ".fit", ".fts", ".fits.gz", ".fit.gz", ".fts.gz", ".fits.fz", ".fz")
+COMPRESSION_SUFFIXES = (".gz", ".fz")
+PERCENTILE_CLIPS = (99.9, 99.5, 99.0)  # astropy PercentileInterval: (100 - p) / 2 % cut at each end
+STATISTICS_SAMPLES = 1_000_000  # values the intervals are computed from (evenly strided)
+JS_DTYPES = {np.dtype(np.uint8): "u8", np.dtype("<u2"): "u16", np.dtype("<f4"): "f32"}
+
+
+class ViewerError(ValueError):
+    """Inputs the viewer cannot compare, or an output it cannot write; one line, naming the file."""
+
+
+@dataclass
+class ViewImage:
+    """An image as the viewer shows it: pixels (H, W) gray or (H, W, 3) RGB, alpha dropped.
+
+    pixels: uint8 or uint16 (integer files, as stored) or float32 (physical units, NaN = blank).
+    fits_header: the FITS header (astropy Header) for FITS files, else None.
+    """
+
+    pixels: np.ndarray
+    fits_header: object = None
+
+
+def is_fits(path) -> bool:
+    return os.fspath(path).lower().endswith(FITS_SUFFIXES)
+
+
+def viewer_path(output) -> str:
+    """The viewer written beside an upscale output: big/m31_x2.fits.gz -> big/m31_x2_compare.html."""
+    stem = os.fspath(output)
+    if stem.lower().endswith(COMPRESSION_SUFFIXES):
+        stem = stem[:-3]
+    return os.path.splitext(stem)[0] + "_compare.html"
+
+
+def read_view_image(path, hdu=None, max_pixels: int = MAX_PIXELS_DEFAULT) -> ViewImage:
+    """Read an image file for the viewer (see ViewImage); ViewerError (one line) when it cannot.
+
+    hdu: the FITS HDU (index or EXTNAME; None: the first image HDU). Integer data in FITS, with
+    BSCALE/BZERO applied by astropy, becomes float32 like float data.
+    """
+    path = os.fspath(path)
+    try:
+        if is_fits(path):
+            from .io.fits_io import read_fits
+
+            image = read_fits(path, hdu)
+            return ViewImage(fits_planes(image.data, path), image.header)
+        pixels = read_image(path, max_pixels=max_pixels).pixels
+    except ImportError as e:  # astropy or tifffile missing: the hint names the extra
+        raise ViewerError(f"{path}: {e}") from None
+    except ValueError as e:  # ImageIOError, FitsError: one line naming the file
+        raise ViewerError(str(e) if str(e).startswith(path) else f"{path}: {one_line(e)}") from None
+    if pixels.dtype.kind == "f":
+        pixels = pixels.astype(np.float32)
+    if pixels.ndim == 3:  # drop alpha: gray+alpha -> gray, RGBA -> RGB
+        pixels = pixels[:, :, 0] if pixels.shape[2] <= 2 else pixels[:, :, :3]
+    return ViewImage(pixels)
+
+
+def fits_planes(data: np.ndarray, path: str) -> np.ndarray:
+    """FITS data (..., H, W) -> (H, W) or (H, W, 3) float32: leading axes of length 1 dropped,
+    a cube of 3 planes taken as RGB."""
+    planes = data.reshape((-1,) + data.shape[-2:]) if data.ndim > 2 else data[None]
+    if planes.shape[0] not in (1, 3):
+        raise ViewerError(f"{path}: a cube of {planes.shape[0]} planes; the viewer shows one image "
+                          "or 3 planes as RGB")
+    planes = planes.astype(np.float32)
+    return planes[0] if planes.shape[0] == 1 else np.ascontiguousarray(planes.transpose(1, 2, 0))
+
+
+def upscale_factor(lowres: np.ndarray, upscaled: np.ndarray, names: tuple[str, str]) -> int:
+    """The integer s with upscaled (sH, sW[, C]) and lowres (H, W[, C]); ViewerError otherwise."""
+    (h, w), (H, W) = lowres.shape[:2], upscaled.shape[:2]
+    scale = H // h
+    if scale < 1 or H != scale * h or W != scale * w:
+        raise ViewerError(f"{names[1]}: {W}x{H} is not an integer upscale of {names[0]} ({w}x{h})")
+    channels = [1 if a.ndim == 2 else a.shape[2] for a in (lowres, upscaled)]
+    if channels[0] != channels[1]:
+        kinds = ["gray" if c == 1 else "RGB" for c in channels]
+        raise ViewerError(f"{names[1]}: {kinds[1]}, but {names[0]} is {kinds[0]}")
+    return scale
+
+
+def bicubic_image(lowres: ViewImage, upscaled: ViewImage, scale: int) -> np.ndarray:
+    """srcnn_np's bicubic upsampling of lowres, as `upscale` would have stored it beside upscaled:
+    (sH, sW[, 3]) of upscaled's dtype (quantised for integer images; float32 otherwise)."""
+    if lowres.fits_header is not None:
+        return fits_bicubic(lowres, upscaled, scale)
+    planes = to_float01(lowres.pixels)
+    planes = planes[:, :, None] if planes.ndim == 2 else planes
+    up = np.stack([bicubic(np.ascontiguousarray(planes[:, :, c]), scale) for c in range(planes.shape[2])], axis=2)
+    up = up[:, :, 0] if lowres.pixels.ndim == 2 else up
+    if upscaled.pixels.dtype.kind == "u":
+        return quantize(up, 8 * upscaled.pixels.dtype.itemsize)
+    return up
+
+
+def fits_bicubic(lowres: ViewImage, upscaled: ViewImage, scale: int) -> np.ndarray:
+    """Bicubic of FITS data the way `upscale` treats it: blanks filled for the interpolation and
+    NaN again over their s x s blocks; divided by s^2 when UPSCALED's HISTORY says flux units total."""
+    from .science import upscale_science
+
+    data = lowres.pixels if lowres.pixels.ndim == 2 else lowres.pixels.transpose(2, 0, 1)
+    up = upscale_science(data, lambda plane: bicubic(plane, scale), scale)
+    up = up if up.ndim == 2 else np.ascontiguousarray(up.transpose(1, 2, 0))
+    history = "".join(upscaled.fits_header.get("HISTORY", [])) if upscaled.fits_header is not None else ""
+    if "fluxunitstotal" in "".join(history.split()):  # HISTORY cards wrap anywhere, mid-word too
+        up /= np.float32(scale * scale)
+    return up.astype(np.float32)
+
+
+def display_intervals(images: list[np.ndarray], full_range: tuple[float, float] | None) -> dict:
+    """{"full": [lo, hi] (the integer type's range, or the data's min-max for float data),
+    "minmax": [lo, hi], "99.5": [lo, hi], ...} over the finite values of all images together,
+    in the units of the embedded arrays (integer codes for integer images)."""
+    values = np.concatenate([a.ravel()[:: max(1, a.size * len(images) // STATISTICS_SAMPLES)] for a in images])
+    values = values[np.isfinite(values)].astype(np.float64)
+    if values.size == 0:
+        values = np.zeros(1)
+    intervals = {"minmax": [float(values.min()), float(values.max())]}
+    for p in PERCENTILE_CLIPS:
+        lo, hi = np.percentile(values, [(100 - p) / 2, 100 - (100 - p) / 2])
+        intervals[f"{p:g}"] = [float(lo), float(hi)]
+    intervals["full"] = list(full_range) if full_range else intervals["minmax"]
+    return intervals
+
+
+def encode_pixels(pixels: np.ndarray) -> str:
+    """(H, W[, C]) uint8/uint16/float32 -> base64 of the zlib-compressed little-endian samples."""
+    data = np.ascontiguousarray(pixels, dtype=pixels.dtype.newbyteorder("<"))
+    return base64.b64encode(zlib.compress(data.tobytes(), 6)).decode("ascii")
+
+
+def viewer_html(bicubic_pixels: np.ndarray, upscaled_pixels: np.ndarray, *, scale: int,
+                names: dict) -> str:
+    """The page: viewer.html with the two (H, W[, 3]) images (same shape and dtype) embedded.
+
+    names: {"lowres": file name, "upscaled": file name} for the captions.
+    """
+    dtype = upscaled_pixels.dtype.newbyteorder("<")
+    integer = dtype.kind == "u"
+    data = {
+        "width": int(upscaled_pixels.shape[1]), "height": int(upscaled_pixels.shape[0]),
+        "channels": 1 if upscaled_pixels.ndim == 2 else int(upscaled_pixels.shape[2]),
+        "dtype": JS_DTYPES[dtype], "scale": scale, "names": names,
+        "intervals": display_intervals([bicubic_pixels, upscaled_pixels],
+                                       (0.0, float(np.iinfo(dtype).max)) if integer else None),
+        "default": {"stretch": "linear", "clip": "full"} if integer else {"stretch": "asinh", "clip": "99.5"},
+        "bicubic": encode_pixels(bicubic_pixels.astype(dtype)),
+        "upscaled": encode_pixels(upscaled_pixels.astype(dtype)),
+    }
+    payload = json.dumps(data).replace("<", "\\u003c")  # no "</script>" inside the script element
+    template = resources.files("srcnn_np").joinpath("data/viewer.html").read_text(encoding="utf-8")
+    return template.replace("/*VIEWER_DATA*/null", payload)
+
+
+def write_viewer(lowres_path, upscaled_path, output, *, hdu=None, overwrite: bool = False,
+                 max_pixels: int = MAX_VIEW_PIXELS) -> tuple[int, int, int]:
+    """Write the viewer comparing bicubic(LOWRES) with UPSCALED to `output`, atomically.
+
+    hdu: LOWRES's FITS HDU (UPSCALED's first image HDU is used: the one `upscale` writes).
+    max_pixels: refuse an UPSCALED of more pixels than this (embedding it makes a huge page).
+    Returns (width, height, scale) of the comparison. Raises ViewerError (one line) for an
+    unreadable input, mismatched shapes or kinds, a too large image, or an existing output
+    without overwrite; the output is then untouched.
+    """
+    lowres_path, upscaled_path, output = os.fspath(lowres_path), os.fspath(upscaled_path), os.fspath(output)
+    if not overwrite and os.path.lexists(output):
+        raise ViewerError(f"{output}: exists (use --overwrite to replace it)")
+    if os.path.realpath(output) in (os.path.realpath(lowres_path), os.path.realpath(upscaled_path)):
+        raise ViewerError(f"{output}: would replace an input")
+    if is_fits(lowres_path) != is_fits(upscaled_path):
+        raise ViewerError(f"{upscaled_path}: compare FITS with FITS, and images with images ({lowres_path})")
+    lowres = read_view_image(lowres_path, hdu)
+    upscaled = read_view_image(upscaled_path, max_pixels=max(max_pixels, MAX_PIXELS_DEFAULT))
+    height, width = upscaled.pixels.shape[:2]
+    if height * width > max_pixels:
+        raise ViewerError(f"{upscaled_path}: {width}x{height} = {width * height} pixels is more than the viewer "
+                          f"embeds ({max_pixels}); crop the images, or raise the limit with "
+                          "`srcnn-np compare --max-pixels`")
+    scale = upscale_factor(lowres.pixels, upscaled.pixels, (lowres_path, upscaled_path))
+    try:
+        bicubic_pixels = bicubic_image(lowres, upscaled, scale)
+    except ValueError as e:  # data bicubic cannot take (NaN in a float TIFF, an all-blank FITS image)
+        raise ViewerError(f"{lowres_path}: {one_line(e)}") from None
+    html = viewer_html(bicubic_pixels, upscaled.pixels, scale=scale,
+                       names={"lowres": os.path.basename(lowres_path), "upscaled": os.path.basename(upscaled_path)})
+    try:
+        with atomic_output(output, overwrite=overwrite, suffix=".html") as tmp:
+            with open(tmp, "w", encoding="utf-8") as f:
+                f.write(html)
+    except OutputExistsError:
+        raise ViewerError(f"{output}: exists (use --overwrite to replace it)") from None
+    except OSError as e:
+        raise ViewerError(f"{output}: cannot write ({(e.strerror or one_line(e)).lower()})") from None
+    return width, height, scale
