@@ -5,7 +5,7 @@ the bicubic upsampling of LOWRES at UPSCALED's scale with srcnn_np's own bicubic
 HTML file holding the page (srcnn_np/data/viewer.html), its script and both images: nothing is
 fetched from anywhere, the file opens offline. In the page a slider divides the view: bicubic
 left, UPSCALED right, on one canvas with one zoom and pan (down to single pixels, drawn
-nearest-neighbour), and a display stretch (linear or asinh) over an interval (the full range, the
+nearest-neighbour; FITS data bottom-up, as ds9 shows it), and a display stretch (linear or asinh) over an interval (the full range, the
 data's min-max, or a percentile clip) that applies to both sides alike.
 
 Pixels travel losslessly, as the file stores them: uint8 and uint16 images as Uint8/Uint16 arrays
@@ -167,17 +167,21 @@ def encode_pixels(pixels: np.ndarray) -> str:
 
 
 def viewer_html(bicubic_pixels: np.ndarray, upscaled_pixels: np.ndarray, *, scale: int,
-                names: dict) -> str:
+                names: dict, fits_rows: bool = False) -> str:
     """The page: viewer.html with the two (H, W[, 3]) images (same shape and dtype) embedded.
 
     names: {"lowres": file name, "upscaled": file name} for the captions.
+    fits_rows: the arrays are FITS data (row 0 at the bottom): shown bottom-up, as ds9 and
+    astropy's imshow(origin="lower") show them, the cursor read out in FITS pixel coordinates.
     """
+    if fits_rows:
+        bicubic_pixels, upscaled_pixels = bicubic_pixels[::-1], upscaled_pixels[::-1]
     dtype = upscaled_pixels.dtype.newbyteorder("<")
     integer = dtype.kind == "u"
     data = {
         "width": int(upscaled_pixels.shape[1]), "height": int(upscaled_pixels.shape[0]),
         "channels": 1 if upscaled_pixels.ndim == 2 else int(upscaled_pixels.shape[2]),
-        "dtype": JS_DTYPES[dtype], "scale": scale, "names": names,
+        "dtype": JS_DTYPES[dtype], "scale": scale, "names": names, "fits_rows": fits_rows,
         "intervals": display_intervals([bicubic_pixels, upscaled_pixels],
                                        (0.0, float(np.iinfo(dtype).max)) if integer else None),
         "default": {"stretch": "linear", "clip": "full"} if integer else {"stretch": "asinh", "clip": "99.5"},
@@ -219,7 +223,8 @@ def write_viewer(lowres_path, upscaled_path, output, *, hdu=None, overwrite: boo
     except ValueError as e:  # data bicubic cannot take (NaN in a float TIFF, an all-blank FITS image)
         raise ViewerError(f"{lowres_path}: {one_line(e)}") from None
     html = viewer_html(bicubic_pixels, upscaled.pixels, scale=scale,
-                       names={"lowres": os.path.basename(lowres_path), "upscaled": os.path.basename(upscaled_path)})
+                       names={"lowres": os.path.basename(lowres_path), "upscaled": os.path.basename(upscaled_path)},
+                       fits_rows=lowres.fits_header is not None)
     try:
         with atomic_output(output, overwrite=overwrite, suffix=".html") as tmp:
             with open(tmp, "w", encoding="utf-8") as f:

@@ -94,6 +94,8 @@ def test_fits_embeds_float_data_and_bicubic_of_filled_blanks(tmp_path, capsys):
                capsys)[0] == EXIT_OK
     data = page_data(tmp_path / "v.html")
     assert data["dtype"] == "f32" and data["default"] == {"stretch": "asinh", "clip": "99.5"}
+    assert data["fits_rows"]  # FITS rows travel bottom row first: drawn as ds9 draws them
+    data["bicubic"], data["upscaled"] = data["bicubic"][::-1], data["upscaled"][::-1]
     np.testing.assert_array_equal(data["upscaled"], upscaled)  # NaN where NaN
     filled = lowres.astype(np.float64)
     filled[1, 1] = np.mean([lowres[y, x] for y in (0, 1, 2) for x in (0, 1, 2) if (y, x) != (1, 1)])
@@ -268,10 +270,18 @@ def test_stretch_and_interval_change_displayed_values(tmp_path, browser):
             if stretch == "asinh":
                 unit = np.arcsinh(unit / a) / np.arcsinh(1 / a)
             want = int(round(np.clip(unit, 0, 1) * 255))
-            colour = uniform_colour(page.block(x, y), f"{stretch} {clip} a={a} ({x}, {y})")
+            colour = uniform_colour(page.block(x, 15 - y), f"{stretch} {clip} a={a} ({x}, {y})")  # FITS: row 0 at the bottom
             assert colour[0] == colour[1] == colour[2] and abs(colour[0] - want) <= 1, \
                 f"{stretch} {clip} a={a}: pixel ({x}, {y}) = {upscaled[y, x]} shown as {colour}, want {want}"
             seen[(stretch, clip, a, x, y)] = colour[0]
+    x, y = 6, 10  # the mouse over a pixel: its FITS coordinates (1-based, y up) and both values
+    z, ox, oy = page.state["zoom"], round(page.width / 2 - 8 * 16), round(page.height / 2 - 8 * 16)
+    page.browser.call("Input.dispatchMouseEvent", session=True, type="mouseMoved",
+                      x=page.left + ox + (x + 0.5) * z, y=page.top + oy + (15 - y + 0.5) * z)
+    text = page.browser.evaluate("document.getElementById('readout').textContent")
+    assert text.startswith(f"FITS x {x + 1}, y {y + 1}: bicubic "), text
+    srcnn = float(text.split("SRCNN ")[1])
+    assert abs(srcnn - upscaled[y, x]) <= 1e-4 * abs(upscaled[y, x]), f"readout {text!r}, pixel {upscaled[y, x]}"
     faint = [(x, y) for x, y in points if 0 < seen[("linear", "minmax", 0.1, x, y)] < 128]
     assert len(faint) >= 3, f"test image: faint points {faint}"
     for x, y in faint:  # asinh lifts the faint end, a smaller softening more, a percentile clip too
