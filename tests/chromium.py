@@ -68,9 +68,13 @@ class Chromium:
             close_fds=False, preexec_fn=map_pipes)
         os.close(child_r)
         os.close(child_w)
-        target = self.call("Target.createTarget", url="about:blank")["targetId"]
-        self.session = self.call("Target.attachToTarget", targetId=target, flatten=True)["sessionId"]
-        self.call("Page.enable", session=True)
+        try:
+            target = self.call("Target.createTarget", url="about:blank")["targetId"]
+            self.session = self.call("Target.attachToTarget", targetId=target, flatten=True)["sessionId"]
+            self.call("Page.enable", session=True)
+        except BaseException:
+            self.__exit__(None, None, None)
+            raise
         return self
 
     def __exit__(self, *exc):
@@ -141,10 +145,13 @@ class Chromium:
         return base64.b64decode(self.call("Page.captureScreenshot", session=True, format="png")["data"])
 
 
+USAGE = "usage: python -m tests.chromium VIEW.html OUT.png [WIDTHxHEIGHT] ['#zoom=4&cx=..&cy=..&slider=..']"
+
+
 def main(argv: list[str]) -> int:
-    """`python -m tests.chromium VIEW.html OUT.png [WIDTHxHEIGHT] [#STATE]`: screenshot a viewer page."""
+    """Screenshot a viewer page once it is drawn (see USAGE); the fragment sets the view."""
     if not 2 <= len(argv) <= 4:
-        print(__doc__.split("\n\n")[-1].strip(), file=sys.stderr)
+        print(USAGE, file=sys.stderr)
         return 2
     html, out = argv[:2]
     width, height = map(int, (argv[2] if len(argv) > 2 else "900x600").split("x"))
