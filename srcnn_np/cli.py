@@ -380,6 +380,8 @@ def run_out_of_core(args, kw) -> int:
     from .dask import DaskIOError, is_zarr, upscale_file
     from .io.fits_io import FitsError
 
+    if args.compare:
+        raise UsageError("--compare: no viewer for a .zarr input or output (it embeds every pixel in the page)")
     if len(args.inputs) != 1:
         raise UsageError("with a .zarr input or output give exactly one input: a FITS file or a .zarr array")
     if not (is_zarr(args.output) or job_format(args.output) == "fits"):

@@ -104,10 +104,10 @@ def fits_planes(data: np.ndarray, path: str) -> np.ndarray:
 
 
 def upscale_factor(lowres: np.ndarray, upscaled: np.ndarray, names: tuple[str, str]) -> int:
-    """The integer s with upscaled (sH, sW[, C]) and lowres (H, W[, C]); ViewerError otherwise."""
+    """The integer s >= 2 with upscaled (sH, sW[, C]) and lowres (H, W[, C]); ViewerError otherwise."""
     (h, w), (H, W) = lowres.shape[:2], upscaled.shape[:2]
     scale = H // h
-    if scale < 1 or H != scale * h or W != scale * w:
+    if scale < 2 or H != scale * h or W != scale * w:
         raise ViewerError(f"{names[1]}: {W}x{H} is not an integer upscale of {names[0]} ({w}x{h})")
     channels = [1 if a.ndim == 2 else a.shape[2] for a in (lowres, upscaled)]
     if channels[0] != channels[1]:

@@ -130,6 +130,7 @@ def test_upscale_compare_refuses_an_existing_viewer_before_upscaling(tmp_path, w
 
 @pytest.mark.parametrize("case, message", [
     ("not_a_multiple", "is not an integer upscale of"),
+    ("same_size", "is not an integer upscale of"),
     ("gray_vs_rgb", "RGB, but"),
     ("unreadable", "not a readable image"),
     ("missing", "no such file or directory"),
@@ -144,6 +145,8 @@ def test_bad_inputs_one_line_and_nothing_written(tmp_path, capsys, case, message
     extra = []
     if case == "not_a_multiple":
         up = save_png(tmp_path / "odd.png", sky(41, 40))
+    elif case == "same_size":
+        up = save_png(tmp_path / "same.png", sky(20, 20))
     elif case == "gray_vs_rgb":
         up = save_png(tmp_path / "rgb.png", sky(40, 40, 3))
     elif case == "unreadable":
@@ -161,6 +164,12 @@ def test_bad_inputs_one_line_and_nothing_written(tmp_path, capsys, case, message
     assert code == EXIT_FAILED and message in err and len(err.splitlines()) == 1, err
     assert (out.read_text() == "mine") if case == "exists" else not out.exists()
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []  # no temp file left
+
+
+def test_upscale_compare_refuses_zarr(tmp_path, weights_file, capsys):
+    lr = save_png(tmp_path / "a.png", sky(6, 5))
+    code, _, err = run(["upscale", lr, "-o", str(tmp_path / "a.zarr"), "--weights", weights_file, "--compare"], capsys)
+    assert code == EXIT_USAGE and "--compare: no viewer for a .zarr" in err and not (tmp_path / "a.zarr").exists()
 
 
 def test_output_must_be_html(tmp_path, capsys):
