@@ -5,8 +5,9 @@ the bicubic upsampling of LOWRES at UPSCALED's scale with srcnn_np's own bicubic
 HTML file holding the page (srcnn_np/data/viewer.html), its script and both images: nothing is
 fetched from anywhere, the file opens offline. In the page a slider divides the view: bicubic
 left, UPSCALED right, on one canvas with one zoom and pan (down to single pixels, drawn
-nearest-neighbour; FITS data bottom-up, as ds9 shows it), and a display stretch (linear or asinh) over an interval (the full range, the
-data's min-max, or a percentile clip) that applies to both sides alike.
+nearest-neighbour; FITS data bottom-up, as ds9 shows it), and a display stretch (linear or
+asinh) over an interval (the full range, the data's min-max, or a percentile clip) that applies
+to both sides alike.
 
 Pixels travel losslessly, as the file stores them: uint8 and uint16 images as Uint8/Uint16 arrays
 (bicubic quantised to the same bit depth, as `upscale` would write it), float data (FITS, float

@@ -123,7 +123,8 @@ def test_upscale_compare_writes_a_viewer_per_output(tmp_path, weights_file, caps
 def test_upscale_compare_refuses_an_existing_viewer_before_upscaling(tmp_path, weights_file, capsys):
     lr = save_png(tmp_path / "a.png", sky(6, 5))
     (tmp_path / "a_x2_compare.html").write_text("mine")
-    code, _, err = run(["upscale", lr, "-o", str(tmp_path / "a_x2.png"), "--weights", weights_file, "--compare"], capsys)
+    code, _, err = run(["upscale", lr, "-o", str(tmp_path / "a_x2.png"), "--weights", weights_file, "--compare"],
+                       capsys)
     assert code == EXIT_FAILED and "a_x2_compare.html: exists" in err and len(err.splitlines()) == 1
     assert (tmp_path / "a_x2_compare.html").read_text() == "mine" and not (tmp_path / "a_x2.png").exists()
 
@@ -202,16 +203,20 @@ class Page:
 
     def set(self, **state):
         self.state = self.browser.evaluate(f"viewer.set({json.dumps(state)})")
-        rect = self.browser.evaluate("JSON.parse(JSON.stringify(document.getElementById('canvas').getBoundingClientRect()))")
+        rect = self.browser.evaluate("JSON.parse(JSON.stringify(canvas.getBoundingClientRect()))")
         self.left, self.top, self.width, self.height = rect["left"], rect["top"], rect["width"], rect["height"]
         self.pixels = np.asarray(Image.open(io.BytesIO(self.browser.screenshot())).convert("RGB"))
 
-    def block(self, x: int, y: int) -> np.ndarray:
-        """The (zoom, zoom, 3) screen block image pixel (x, y) is drawn as (zoom: an integer)."""
+    def corner(self, x: int, y: int) -> tuple[int, int]:
+        """Screenshot (column, row) of the top left corner of drawn image pixel (x, y), zoom an integer."""
         z = self.state["zoom"]
         ox = round(self.width / 2 - self.state["cx"] * z)  # the page's Math.round: keep these off .5
         oy = round(self.height / 2 - self.state["cy"] * z)
-        sx, sy = int(self.left + ox + x * z), int(self.top + oy + y * z)
+        return int(self.left + ox + x * z), int(self.top + oy + y * z)
+
+    def block(self, x: int, y: int) -> np.ndarray:
+        """The (zoom, zoom, 3) screen block drawn image pixel (x, y) is drawn as."""
+        (sx, sy), z = self.corner(x, y), self.state["zoom"]
         return self.pixels[sy:sy + z, sx:sx + z]
 
     def divider_x(self) -> float:
@@ -241,7 +246,7 @@ def test_slider_shows_bicubic_left_and_srcnn_right(tmp_path, capsys, browser):
         for y in range(16):
             for x in range(16):
                 block = page.block(x, y)
-                left_edge = page.left + round(page.width / 2 - 8 * 16) + x * 16
+                left_edge = page.corner(x, y)[0]
                 if abs(left_edge - page.divider_x()) < 20 or abs(left_edge + 16 - page.divider_x()) < 20:
                     continue  # the block the divider line crosses
                 colour = uniform_colour(block, f"slider {slider}, pixel ({x}, {y})")
@@ -249,7 +254,7 @@ def test_slider_shows_bicubic_left_and_srcnn_right(tmp_path, capsys, browser):
                     side, want = "bicubic", (int(bicubic[y, x, 0]), 0, 0)
                 else:
                     side, want = "SRCNN", (0, 0, int(upscaled[y, x, 2]))
-                assert colour == want, f"slider {slider}: pixel ({x}, {y}) on the {side} side shows {colour}, want {want}"
+                assert colour == want, f"slider {slider}: pixel ({x}, {y}), {side} side, shows {colour}, want {want}"
                 shown[side] += 1
         assert min(shown.values()) >= 16 * 3, f"slider {slider}: blocks checked per side {shown}"
 
@@ -279,14 +284,14 @@ def test_stretch_and_interval_change_displayed_values(tmp_path, browser):
             if stretch == "asinh":
                 unit = np.arcsinh(unit / a) / np.arcsinh(1 / a)
             want = int(round(np.clip(unit, 0, 1) * 255))
-            colour = uniform_colour(page.block(x, 15 - y), f"{stretch} {clip} a={a} ({x}, {y})")  # FITS: row 0 at the bottom
+            # FITS: row 0 drawn at the bottom
+            colour = uniform_colour(page.block(x, 15 - y), f"{stretch} {clip} a={a} ({x}, {y})")
             assert colour[0] == colour[1] == colour[2] and abs(colour[0] - want) <= 1, \
                 f"{stretch} {clip} a={a}: pixel ({x}, {y}) = {upscaled[y, x]} shown as {colour}, want {want}"
             seen[(stretch, clip, a, x, y)] = colour[0]
     x, y = 6, 10  # the mouse over a pixel: its FITS coordinates (1-based, y up) and both values
-    z, ox, oy = page.state["zoom"], round(page.width / 2 - 8 * 16), round(page.height / 2 - 8 * 16)
-    page.browser.call("Input.dispatchMouseEvent", session=True, type="mouseMoved",
-                      x=page.left + ox + (x + 0.5) * z, y=page.top + oy + (15 - y + 0.5) * z)
+    left, top = page.corner(x, 15 - y)
+    page.browser.call("Input.dispatchMouseEvent", session=True, type="mouseMoved", x=left + 8, y=top + 8)
     text = page.browser.evaluate("document.getElementById('readout').textContent")
     assert text.startswith(f"FITS x {x + 1}, y {y + 1}: bicubic "), text
     srcnn = float(text.split("SRCNN ")[1])
