@@ -148,16 +148,17 @@ def fits_bicubic(lowres: ViewImage, upscaled: ViewImage, scale: int) -> np.ndarr
 def display_intervals(images: list[np.ndarray], full_range: tuple[float, float] | None) -> dict:
     """{"full": [lo, hi] (the integer type's range, or the data's min-max for float data),
     "minmax": [lo, hi], "99.5": [lo, hi], ...} over the finite values of all images together,
-    in the units of the embedded arrays (integer codes for integer images)."""
-    values = np.concatenate([a.ravel()[:: max(1, a.size * len(images) // STATISTICS_SAMPLES)] for a in images])
-    values = values[np.isfinite(values)].astype(np.float64)
-    if values.size == 0:
-        values = np.zeros(1)
-    intervals = {"minmax": [float(values.min()), float(values.max())]}
+    in the units of the embedded arrays (integer codes for integer images). Min and max are
+    exact; percentiles come from about STATISTICS_SAMPLES evenly strided values."""
+    finite = [a[np.isfinite(a)] for a in images]
+    finite = [a for a in finite if a.size] or [np.zeros(1)]
+    minmax = [float(min(a.min() for a in finite)), float(max(a.max() for a in finite))]
+    values = np.concatenate([a[:: max(1, a.size * len(finite) // STATISTICS_SAMPLES)] for a in finite])
+    values = values.astype(np.float64)
+    intervals = {"full": list(full_range) if full_range else minmax, "minmax": minmax}  # in the menu's order
     for p in PERCENTILE_CLIPS:
         lo, hi = np.percentile(values, [(100 - p) / 2, 100 - (100 - p) / 2])
         intervals[f"{p:g}"] = [float(lo), float(hi)]
-    intervals["full"] = list(full_range) if full_range else intervals["minmax"]
     return intervals
 
 
