@@ -165,7 +165,7 @@ def display_intervals(images: list[np.ndarray], full_range: tuple[float, float] 
 def encode_pixels(pixels: np.ndarray) -> str:
     """(H, W[, C]) uint8/uint16/float32 -> base64 of the zlib-compressed little-endian samples."""
     data = np.ascontiguousarray(pixels, dtype=pixels.dtype.newbyteorder("<"))
-    return base64.b64encode(zlib.compress(data.tobytes(), 6)).decode("ascii")
+    return base64.b64encode(zlib.compress(data.tobytes(), 1)).decode("ascii")
 
 
 def viewer_html(bicubic_pixels: np.ndarray, upscaled_pixels: np.ndarray, *, scale: int,
