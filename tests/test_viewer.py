@@ -305,13 +305,16 @@ def test_stretch_and_interval_change_displayed_values(tmp_path, browser):
 
 
 @needs_chromium
-def test_zoom_draws_single_pixels_as_blocks(tmp_path, capsys, browser):
-    checker = (np.indices((16, 16)).sum(axis=0) % 2 * 255).astype(np.uint8)  # one-pixel checkerboard
-    lr, up = save_png(tmp_path / "lr.png", sky(8, 8)), save_png(tmp_path / "up.png", checker)
+@pytest.mark.parametrize("dtype, bright, shown", [(np.uint8, 255, 255), (np.uint16, 128 * 257, 128)])
+def test_zoom_draws_single_pixels_as_blocks(tmp_path, capsys, browser, dtype, bright, shown):
+    checker = (np.indices((16, 16)).sum(axis=0) % 2 * bright).astype(dtype)  # one-pixel checkerboard
+    lr, up = save_png(tmp_path / "lr.png", sky(8, 8, dtype=dtype)), save_png(tmp_path / "up.png", checker)
     assert run(["compare", lr, up, "-o", str(tmp_path / "view.html")], capsys)[0] == EXIT_OK
+    assert page_data(tmp_path / "view.html")["dtype"] == {np.uint8: "u8", np.uint16: "u16"}[dtype]
     for zoom in (4, 12, 32):
         page = Page(browser, tmp_path / "view.html", zoom=zoom, cx=8, cy=8, slider=0.0)
         for y in range(3, 13) if zoom < 32 else range(6, 10):
             for x in range(3, 13) if zoom < 32 else range(4, 12):
                 colour = uniform_colour(page.block(x, y), f"zoom {zoom}, pixel ({x}, {y})")
-                assert colour == (checker[y, x],) * 3, f"zoom {zoom}: pixel ({x}, {y}) shown as {colour}"
+                want = (shown if checker[y, x] else 0,) * 3  # linear over the full range 0..2^bits - 1
+                assert colour == want, f"zoom {zoom}: pixel ({x}, {y}) = {checker[y, x]} shown as {colour}, want {want}"
