@@ -47,6 +47,17 @@ class Job:
     fmt: str  # output format: "png", "jpeg", "tiff", "xisf" or "fits" (see srcnn_np.io.formats)
 
 
+def quantize_level(text: str) -> float:
+    """--quantize-level: 0 or a positive finite number."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0 <= value < float("inf"):
+        raise argparse.ArgumentTypeError(f"{text!r} is not 0 (lossless) or a positive number")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = Parser(prog=PROG, description="Super-resolution for astronomical images with SRCNN, "
                "torch-free (NumPy + Numba).")
@@ -92,9 +103,9 @@ def build_parser() -> argparse.ArgumentParser:
                       "so each output block sums to its input pixel")
     fits.add_argument("--stretch", default="linear", choices=("linear", "asinh"),
                       help="how each plane's finite range is mapped into the network's [0, 1] (default linear)")
-    fits.add_argument("--quantize-level", type=float, default=0.0, metavar="Q",
+    fits.add_argument("--quantize-level", type=quantize_level, default=0.0, metavar="Q",
                       help=".fits.fz output of float data: 0 = lossless (GZIP_2 tiles, default); Q > 0 = "
-                      "RICE_1 tiles quantised to noise/Q with dithering, lossy (astropy's and fpack's default is 16)")
+                      "RICE_1 tiles quantised to noise/Q with subtractive dithering, lossy (astropy defaults to 16, fpack to 4)")
     up.add_argument("-q", "--quiet", action="store_true", help="no progress bar or per-file lines")
     up.set_defaults(run=run_upscale)
     from . import evaluate

@@ -64,7 +64,9 @@ SIP_PREFIXES = ("A", "B", "AP", "BP")
 SIP_KEY = re.compile(r"^(A|B|AP|BP)_(\d+)_(\d+)$")
 SECTION = re.compile(r"^\s*\[\s*(\d+)\s*:\s*(\d+)\s*,\s*(\d+)\s*:\s*(\d+)\s*\]\s*$")
 
-DEFAULT_QUANTIZE_LEVEL = 16.0  # astropy's and fpack's default for lossy float tile compression
+DEFAULT_QUANTIZE_LEVEL = 16.0  # astropy CompImageHDU's default quantize_level (fpack's is 4)
+SUBTRACTIVE_DITHER_1 = 1  # astropy's quantize_method code; fpack's default (astropy's own is no dithering)
+DITHER_SEED_FROM_DATA = -1  # the dither seed from the first tile's checksum: the same file every run
 BLOCK_BYTES = 2880  # FITS headers and data come in blocks of 2880 bytes
 CARD_BYTES = 80
 VALID_BITPIX = (8, 16, 32, 64, -32, -64)
@@ -239,8 +241,8 @@ def _walk_hdus(stream, size, path: str) -> None:
             raise FitsError(f"{path}: empty file")
         if index == 0 and _card_key_value(first_block[:CARD_BYTES])[0] != "SIMPLE":
             raise FitsError(f"{path}: not a FITS file (it does not start with a SIMPLE card)")
-        if index > 0 and (len(first_block) < BLOCK_BYTES or not first_block.startswith(b"XTENSION")):
-            return  # end of file, or trailing bytes astropy ignores
+        if index > 0 and not first_block.startswith(b"XTENSION"):
+            return  # end of file, or trailing bytes astropy ignores (a cut extension header is reported)
         where = f"{path}: HDU {index}"
         cards, header_blocks = _header_cards(stream, first_block, where)
         position += header_blocks * BLOCK_BYTES
@@ -484,9 +486,11 @@ def write_fits(path, data: np.ndarray, header=None, overwrite: bool = False, qua
     (the whole file; lossless), `.fits.fz` / `.fz` tile-compressed like fpack (an empty primary
     HDU, then the image in a compressed extension). Tile compression of float data, quantize_level:
     0 (default) lossless, GZIP_2 (byte-shuffled gzip) of the exact float bits, NaN kept;
-    Q > 0 RICE_1 of the data quantised to steps of (noise sigma) / Q with SUBTRACTIVE_DITHER_1,
-    lossy: what astropy's CompImageHDU and fpack do by default with Q = 16. Integer data is
-    always tile-compressed losslessly with RICE_1.
+    Q > 0 RICE_1 of the data quantised, tile by tile, to steps of (noise sigma) / Q with
+    SUBTRACTIVE_DITHER_1 (seeded from the data, so reproducible): lossy, each value within half a
+    step. For comparison, astropy's CompImageHDU defaults to RICE_1, Q = 16 without dithering,
+    fpack to Q = 4 with SUBTRACTIVE_DITHER_1. Integer data is always tile-compressed losslessly
+    with RICE_1.
     The header's structural cards (SIMPLE, BITPIX, NAXISn, XTENSION, ...) follow the data.
     Writes a temporary file in the same directory, then os.replace; refuses to replace an
     existing file unless overwrite=True (FitsError).
@@ -503,7 +507,8 @@ def write_fits(path, data: np.ndarray, header=None, overwrite: bool = False, qua
         lossless = data.dtype.kind == "f" and quantize_level == 0
         hdus = fits.HDUList([fits.PrimaryHDU(), fits.CompImageHDU(
             data, _image_header(header), compression_type="GZIP_2" if lossless else "RICE_1",
-            quantize_level=0.0 if lossless else (quantize_level or DEFAULT_QUANTIZE_LEVEL))])
+            quantize_level=0.0 if lossless else (quantize_level or DEFAULT_QUANTIZE_LEVEL),
+            quantize_method=SUBTRACTIVE_DITHER_1, dither_seed=DITHER_SEED_FROM_DATA)])
     else:
         hdus = fits.PrimaryHDU(data=data, header=header)
     try:
