@@ -249,6 +249,8 @@ HOSTILE_XISF = {
     "bad_xml.xisf": (lambda: good()[:200] + b"<<<" + good()[203:], "bad XML header"),
     "billion_laughs.xisf": (lambda: good().replace(b'<?xml version="1.0" encoding="UTF-8"?>',
                                                    b'<!DOCTYPE x [<!ENTITY a "aaaaaaaaaa">]>'), "DTD or entities"),
+    "unknown_xml_encoding.xisf": (lambda: good().replace(b'encoding="UTF-8"', b'encoding="utf77"'),
+                                  "bad XML header (unknown encoding: utf77)"),  # found by tools/fuzz.py, seed 0
     "not_xisf_xml.xisf": (lambda: good().replace(b"<xisf ", b"<fits ").replace(b"</xisf>", b"</fits>"),
                           "root is not an XISF element"),
     "no_image.xisf": (lambda: xisf_bytes(b"", 'geometry="1:1:1"').replace(b"<Image ", b"<Imagx ")

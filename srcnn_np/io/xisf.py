@@ -127,7 +127,7 @@ def check_xisf_structure(path, max_pixels: int) -> XisfLayout:
         raise XisfError(f"{path}: the XML header declares a DTD or entities (refused)")
     try:
         root = ET.fromstring(header)
-    except ET.ParseError as e:
+    except (ET.ParseError, LookupError, ValueError) as e:  # LookupError: an unknown encoding declared
         raise XisfError(f"{path}: bad XML header ({one_line(e)})") from None
     if root.tag != NAMESPACE + "xisf":
         raise XisfError(f"{path}: the XML header's root is not an XISF element")
