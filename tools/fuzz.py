@@ -278,13 +278,8 @@ def decode_image(path: str) -> str | None:
     try:
         image = read_image(path, max_pixels=MAX_PIXELS)
     except ImageIOError as e:
-        assert "\n" not in str(e) and str(e).startswith(path), f"error is not one line naming the file: {e!r}"
-        return type(e.__context__).__name__ if e.__context__ is not None else None
-    p = image.pixels
-    assert isinstance(p, np.ndarray) and p.ndim in (2, 3), f"pixels {type(p)} {getattr(p, 'shape', None)}"
-    assert p.shape[0] >= 1 and p.shape[1] >= 1 and p.shape[0] * p.shape[1] <= MAX_PIXELS, f"shape {p.shape}"
-    assert p.ndim == 2 or 2 <= p.shape[2] <= 4, f"shape {p.shape}"
-    assert p.dtype in (np.uint8, np.uint16, np.float32) and p.dtype.isnative, f"dtype {p.dtype}"
+        return wrapped_error(path, e)
+    check_pixels(image.pixels)
     assert image.bit_depth in (8, 16) and image.format in ("png", "jpeg", "tiff"), image
     return None
 
@@ -296,27 +291,38 @@ def decode_fits(path: str) -> str | None:
     try:
         image = read_fits(path)
     except FitsError as e:
-        assert "\n" not in str(e) and str(e).startswith(path), f"error is not one line naming the file: {e!r}"
-        return type(e.__context__).__name__ if e.__context__ is not None else None
+        return wrapped_error(path, e)
     assert image.data.ndim >= 2 and image.data.dtype.isnative, f"data {image.data.dtype} {image.data.shape}"
     return None
 
 
 def decode_xisf(path: str) -> str | None:
-    """read_xisf as `upscale` uses it; like decode_image."""
+    """read_xisf as `upscale` uses it; like decode_image, float samples finite and in [0, 1]."""
     from srcnn_np.io.xisf import XisfError, read_xisf
 
     try:
         image = read_xisf(path, max_pixels=MAX_PIXELS)
     except XisfError as e:
-        assert "\n" not in str(e) and str(e).startswith(path), f"error is not one line naming the file: {e!r}"
-        return type(e.__context__).__name__ if e.__context__ is not None else None
-    p = image.pixels
-    assert p.ndim in (2, 3) and p.shape[0] * p.shape[1] <= MAX_PIXELS, f"shape {p.shape}"
-    assert p.ndim == 2 or 2 <= p.shape[2] <= 4, f"shape {p.shape}"
-    assert p.dtype in (np.uint8, np.uint16, np.float32) and p.dtype.isnative, f"dtype {p.dtype}"
+        return wrapped_error(path, e)
+    p = check_pixels(image.pixels)
     assert p.dtype != np.float32 or (np.isfinite(p).all() and 0 <= p.min() and p.max() <= 1), "float range"
     return None
+
+
+def wrapped_error(path: str, e: Exception) -> str | None:
+    """Check a decoder's error is one line naming the file; the name of the exception it wraps, if any."""
+    assert "\n" not in str(e) and str(e).startswith(path), f"error is not one line naming the file: {e!r}"
+    return type(e.__context__).__name__ if e.__context__ is not None else None
+
+
+def check_pixels(p) -> np.ndarray:
+    """Assert the LoadedImage pixel contract: (H, W) or (H, W, 2..4), within MAX_PIXELS, native
+    uint8 | uint16 | float32."""
+    assert isinstance(p, np.ndarray) and p.ndim in (2, 3), f"pixels {type(p)} {getattr(p, 'shape', None)}"
+    assert p.shape[0] >= 1 and p.shape[1] >= 1 and p.shape[0] * p.shape[1] <= MAX_PIXELS, f"shape {p.shape}"
+    assert p.ndim == 2 or 2 <= p.shape[2] <= 4, f"shape {p.shape}"
+    assert p.dtype in (np.uint8, np.uint16, np.float32) and p.dtype.isnative, f"dtype {p.dtype}"
+    return p
 
 
 @dataclass
@@ -327,26 +333,26 @@ class TargetStats:
     wrapped: dict = field(default_factory=dict)  # decoder exception type -> times turned into the one-line error
 
 
+OPTIONAL_TARGETS = {  # name -> (the module it needs, decode function, seed maker)
+    "fits": ("astropy", decode_fits, fits_seeds),
+    "xisf": ("xisf", decode_xisf, xisf_seeds),
+}
+
+
 def targets(which: str) -> dict:
     """name -> (decode function, seeds) for the targets asked for and available."""
     chosen = {}
     if which in ("image", "all"):
         chosen["image"] = (decode_image, image_seeds())
-    if which in ("fits", "all"):
+    for name, (module, decode, seeds) in OPTIONAL_TARGETS.items():
+        if which not in (name, "all"):
+            continue
         try:
-            import astropy  # noqa: F401
-            from srcnn_np.io import fits_io  # noqa: F401
+            __import__(module)
         except ImportError as e:
-            print(f"fuzz: skipping FITS ({e})", file=sys.stderr)
+            print(f"fuzz: skipping {name} ({e})", file=sys.stderr)
         else:
-            chosen["fits"] = (decode_fits, fits_seeds())
-    if which in ("xisf", "all"):
-        try:
-            import xisf  # noqa: F401
-        except ImportError as e:
-            print(f"fuzz: skipping XISF ({e})", file=sys.stderr)
-        else:
-            chosen["xisf"] = (decode_xisf, xisf_seeds())
+            chosen[name] = (decode, seeds())
     return chosen
 
 
