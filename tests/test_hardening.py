@@ -725,7 +725,7 @@ def test_interrupt_at_each_stage_leaves_no_trace(tmp_path, weights_file, capsys,
             return real(*args, **kwargs)
         return wrapper
 
-    module, name = {"reading": (srcnn_np.cli, "read_image"), "upscaling": (srcnn_np.model, "upscale"),
+    module, name = {"reading": (srcnn_np.cli, "read_any"), "upscaling": (srcnn_np.model, "upscale"),
                     "encoding": (imageio, "_encode")}[where]
     monkeypatch.setattr(module, name, interrupted_on_second_call(getattr(module, name)))
     before = snapshot(tmp_path / "out")

@@ -235,6 +235,16 @@ def zlib_bomb(declared: int) -> bytes:
                       f'compression="zlib:{declared}"')
 
 
+def codec_bomb(codec: str) -> bytes:
+    """An image whose lz4 or zstd block declares 8192 bytes but inflates to 32 MiB."""
+    import lz4.block
+    import zstandard
+
+    zeros = b"\0" * (32 << 20)
+    data = lz4.block.compress(zeros, store_size=False) if codec == "lz4" else zstandard.compress(zeros)
+    return xisf_bytes(data, f'geometry="64:64:1" sampleFormat="UInt16" compression="{codec}+sh:8192:2"')
+
+
 def good(**overrides) -> bytes:
     return xisf_bytes(planar(gray16()), 'geometry="5:6:1" sampleFormat="UInt16"', **overrides)
 
@@ -273,6 +283,8 @@ HOSTILE_XISF = {
                                                'compression="lzma:60"'), "compression 'lzma:60' is not supported"),
     "declared_too_big.xisf": (lambda: zlib_bomb(1 << 40), "the geometry needs 8192"),
     "zlib_bomb.xisf": (lambda: zlib_bomb(8192), "compressed block holds 8193 bytes, declared 8192"),
+    "lz4_bomb.xisf": (lambda: codec_bomb("lz4"), "cannot decode XISF"),
+    "zstd_bomb.xisf": (lambda: codec_bomb("zstd"), "compressed block holds 8193 bytes, declared 8192"),
     "corrupt_zlib.xisf": (lambda: xisf_bytes(b"not zlib", 'geometry="5:6:1" sampleFormat="UInt16" '
                                                    'compression="zlib:60"'), "cannot decode XISF"),
     "property_bomb.xisf": (lambda: xisf_bytes(planar(gray16()), 'geometry="5:6:1" sampleFormat="UInt16"',
