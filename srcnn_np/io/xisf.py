@@ -415,7 +415,7 @@ def _astropy_header(keywords: list):
                     header.append(fits.Card(name, comment or value), end=True)
                     continue
                 parsed = fits.Card.fromstring(f"{'VALUE':<8}= {value}").value
-                card = fits.Card(name, value if parsed is None or parsed == "" and value else parsed, comment)
+                card = fits.Card(name, parsed, comment)
                 card.verify("exception")
                 header.append(card, end=True)
             except Exception:  # noqa: BLE001 - whatever astropy refuses is carried unchanged
@@ -425,10 +425,14 @@ def _astropy_header(keywords: list):
 
 def _keyword(card) -> tuple:
     """An astropy Card -> (name, value text as FITS writes it, comment)."""
+    from .fits_io import _astropy_fits
+
     value = card.value
     if card.keyword in ("HISTORY", "COMMENT"):
         return card.keyword, "", str(value)
-    if isinstance(value, bool):
+    if isinstance(value, _astropy_fits().card.Undefined):
+        text = ""
+    elif isinstance(value, bool):
         text = "T" if value else "F"
     elif isinstance(value, (int, np.integer)):
         text = str(int(value))
