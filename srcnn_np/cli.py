@@ -13,17 +13,14 @@ import threading
 import time
 from dataclasses import dataclass
 
-from .io.imageio import (EXTENSIONS, FORMAT_EXTENSION, MAX_PIXELS_DEFAULT, ImageIOError, check_regular_file, format_of,
-                      quiet_decoders, read_image, write_image)
+from .io.formats import EXT_CHOICES, EXTENSIONS, format_of, kind_of, read_any, split_extension, upscaled_metadata, write_any
+from .io.imageio import MAX_PIXELS_DEFAULT, ImageIOError, check_regular_file, quiet_decoders
 from .errors import one_line
 from .progress import Progress
 from .weights import MODELS, SUPPORTED_SCALES, WeightsError
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED, EXIT_TERMINATED = 0, 1, 2, 130, 143  # 128 + signal
 PROG = "srcnn-np"
-FITS_EXTENSIONS = (".fits", ".fit", ".fts")
-EXT_FORMATS = {"png": "png", "tif": "tiff", "jpg": "jpeg", "fits": "fits"}  # --ext -> format
-OUTPUT_EXTENSION = {**FORMAT_EXTENSION, "fits": ".fits"}  # format -> extension of a new output
 
 
 class UsageError(Exception):
@@ -47,12 +44,18 @@ class Parser(argparse.ArgumentParser):
 class Job:
     source: str  # input file
     target: str  # output file
-    fmt: str  # output format: "png", "jpeg", "tiff" or "fits"
+    fmt: str  # output format: "png", "jpeg", "tiff", "xisf" or "fits" (see srcnn_np.io.formats)
 
 
-def job_format(path) -> str | None:
-    """"fits" for FITS file names, else the image format of the name (see imageio), else None."""
-    return "fits" if str(path).lower().endswith(FITS_EXTENSIONS) else format_of(path)
+def quantize_level(text: str) -> float:
+    """--quantize-level: 0 or a positive finite number."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0 <= value < float("inf"):
+        raise argparse.ArgumentTypeError(f"{text!r} is not 0 (lossless) or a positive number")
+    return value
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -78,7 +81,7 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--mode", default="rgb", choices=("rgb", "y"),
                     help="rgb: every colour channel through the net (default); y: luminance only, ~3x faster")
     up.add_argument("--suffix", help="added to output names in directory mode (default _x<scale>)")
-    up.add_argument("--ext", choices=tuple(EXT_FORMATS), help="output format in directory mode (default: the input's)")
+    up.add_argument("--ext", choices=tuple(EXT_CHOICES), help="output format in directory mode (default: the input's)")
     up.add_argument("--overwrite", action="store_true", help="replace existing outputs")
     up.add_argument("--skip-existing", action="store_true", help="skip inputs whose output exists (resume a batch)")
     up.add_argument("--threads", type=int, help="CPU threads (default: all cores)")
@@ -102,6 +105,9 @@ def build_parser() -> argparse.ArgumentParser:
                       help="how each plane's finite range is mapped into the network's [0, 1] (default linear)")
     up.add_argument("--compare", action="store_true", help="also write a before/after viewer beside each "
                     "output, OUTPUT_STEM_compare.html (see the compare command)")
+    fits.add_argument("--quantize-level", type=quantize_level, default=0.0, metavar="Q",
+                      help=".fits.fz output of float data: 0 = lossless (GZIP_2 tiles, default); Q > 0 = "
+                      "RICE_1 tiles quantised to noise/Q with subtractive dithering, lossy (astropy defaults to 16, fpack to 4)")
     up.add_argument("-q", "--quiet", action="store_true", help="no progress bar or per-file lines")
     up.set_defaults(run=run_upscale)
     add_compare_parser(sub)
@@ -210,13 +216,24 @@ def expand_inputs(inputs: list[str], failures: list[str]) -> list[str]:
                 failures.append(f"{item}: cannot list directory ({e.strerror})")
                 continue
             # not only regular files: a pipe or a dangling or looping link is reported, not skipped
-            files += [os.path.join(item, n) for n in names
-                      if job_format(n) and not os.path.isdir(os.path.join(item, n))]
+            for n in names:
+                path = os.path.join(item, n)
+                if os.path.isdir(path):
+                    report_skipped(path, "a directory (directories are not searched recursively)")
+                elif format_of(n) is None:
+                    report_skipped(path, f"not a supported file type ({split_extension(n)[1] or 'no extension'})")
+                else:
+                    files.append(path)
         elif os.path.lexists(item):
             files.append(item)
         else:
             failures.append(f"{item}: no such file or directory")
     return files
+
+
+def report_skipped(path: str, reason: str) -> None:
+    """One stderr line for a directory entry a batch leaves out, so that nothing is skipped silently."""
+    print(f"{PROG}: skipping {path}: {reason}", file=sys.stderr)
 
 
 def plan_jobs(args, failures: list[str]) -> list[Job]:
@@ -225,10 +242,10 @@ def plan_jobs(args, failures: list[str]) -> list[Job]:
     single = (len(args.inputs) == 1 and not os.path.isdir(args.inputs[0])
               and not os.path.isdir(args.output) and not args.output.endswith(os.sep))
     if single:
-        fmt = job_format(args.output)
+        fmt = format_of(args.output)
         if fmt is None:
             raise UsageError(f"{args.output}: cannot tell the output format; end it with "
-                             f"{', '.join(sorted(EXTENSIONS) + list(FITS_EXTENSIONS))}")
+                             f"{', '.join(sorted(EXTENSIONS))}")
         jobs = [Job(s, args.output, fmt) for s in sources]
     else:
         try:
@@ -239,12 +256,12 @@ def plan_jobs(args, failures: list[str]) -> list[Job]:
         suffix = f"_x{args.scale}" if args.suffix is None else args.suffix
         jobs = []
         for s in sources:
-            stem, ext = os.path.splitext(os.path.basename(s))
-            fmt = EXT_FORMATS[args.ext] if args.ext else job_format(s)
+            stem, ext = split_extension(s)
+            fmt = EXTENSIONS[EXT_CHOICES[args.ext]] if args.ext else format_of(s)
             if fmt is None:
                 failures.append(f"{s}: unknown image extension {ext!r}")
                 continue
-            out_ext = ext if not args.ext and ext else OUTPUT_EXTENSION[fmt]
+            out_ext = EXT_CHOICES[args.ext] if args.ext else ext
             jobs.append(Job(s, os.path.join(args.output, stem + suffix + out_ext), fmt))
     planned, seen = [], {}
     for job in jobs:
@@ -276,13 +293,14 @@ def upscale_job(job: Job, kw, args) -> tuple[bool, str]:
     """
     from .model import network_tiles, upscale
 
-    if (job.fmt == "fits") != (job_format(job.source) == "fits"):
+    source_kind = kind_of(format_of(job.source) or "png")  # an unknown extension: an image, told by its bytes
+    if kind_of(job.fmt) != source_kind:
         return False, f"{job.source}: FITS converts only to FITS, and images only to images (output {job.target})"
     if job.fmt == "fits":
         return upscale_fits_job(job, kw, args)
     started = time.monotonic()
     try:
-        image = read_image(job.source, max_pixels=args.max_pixels)
+        image = read_any(job.source, max_pixels=args.max_pixels)
         tiles = network_tiles(image.pixels.shape, args.mode, args.tile, args.scale)
         bar = Progress(tiles, os.path.basename(job.source), enabled=False if args.quiet or tiles < 8 else None)
         try:
@@ -290,9 +308,11 @@ def upscale_job(job: Job, kw, args) -> tuple[bool, str]:
                              device=args.device, on_tile=bar.update)
         finally:
             bar.close()
-        write_image(job.target, result, job.fmt, image.bit_depth, overwrite=args.overwrite,
-                    icc_profile=image.icc_profile)
-    except (ImageIOError, ValueError) as e:
+        metadata = upscaled_metadata(image, args.scale, f"srcnn_np: upscaled x{args.scale} with {method_of(args)} "
+                                     f"from {os.path.basename(job.source)}")
+        write_any(job.target, result, job.fmt, image.bit_depth, overwrite=args.overwrite,
+                  icc_profile=image.icc_profile, metadata=metadata)
+    except (ImageIOError, ValueError, ImportError) as e:
         return False, (str(e) if str(e).startswith(job.source) or str(e).startswith(job.target)
                        else f"{job.source}: {e}")
     except MemoryError:
@@ -302,6 +322,11 @@ def upscale_job(job: Job, kw, args) -> tuple[bool, str]:
     h, w = image.pixels.shape[:2]
     return True, (f"{job.source} -> {job.target} ({w}x{h} -> {result.shape[1]}x{result.shape[0]}, "
                   f"{time.monotonic() - started:.2f} s)")
+
+
+def method_of(args) -> str:
+    """What does the upscaling, for the HISTORY a FITS or XISF output records."""
+    return f"SRCNN weights {args.weights or f'shipped {args.model}'}"
 
 
 def internal_error(source: str, e: Exception) -> str:
@@ -320,9 +345,9 @@ def upscale_fits_job(job: Job, kw, args) -> tuple[bool, str]:
         check_regular_file(job.source)
         with quiet_decoders():  # astropy's warnings and log lines about a damaged file: the error line says it
             result = upscale_fits(job.source, job.target, lambda plane: upscale(plane, kw, scale=args.scale, tile=args.tile, device=args.device),
-                                  args.scale, method=f"SRCNN weights {args.weights or f'shipped {args.model}'}",
+                                  args.scale, method=method_of(args),
                                   hdu=args.hdu, conserve_flux=args.conserve_flux, flux_units=args.flux_units,
-                                  stretch=args.stretch, overwrite=args.overwrite)
+                                  stretch=args.stretch, overwrite=args.overwrite, quantize_level=args.quantize_level)
     except ImportError as e:
         return False, f"{job.source}: {e}"
     except (FitsError, ImageIOError) as e:
@@ -384,7 +409,7 @@ def run_out_of_core(args, kw) -> int:
         raise UsageError("--compare: no viewer for a .zarr input or output (it embeds every pixel in the page)")
     if len(args.inputs) != 1:
         raise UsageError("with a .zarr input or output give exactly one input: a FITS file or a .zarr array")
-    if not (is_zarr(args.output) or job_format(args.output) == "fits"):
+    if not (is_zarr(args.output) or format_of(args.output) == "fits"):
         raise UsageError(f"{args.output}: a .zarr input goes to a .zarr or FITS output")
     if args.device != "cpu":
         raise UsageError("--device: the out-of-core .zarr path runs on the CPU (or a --scheduler cluster)")

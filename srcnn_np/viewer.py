@@ -29,12 +29,11 @@ import numpy as np
 from .config import MAX_PIXELS_DEFAULT
 from .errors import one_line
 from .io.atomic import OutputExistsError, atomic_output
+from .io.formats import format_of, split_extension
 from .io.imageio import ImageIOError, quantize, read_image
 from .model import bicubic, to_float01
 
 MAX_VIEW_PIXELS = 2048 * 2048  # upscaled pixels embedded by default
-FITS_SUFFIXES = (".fits", ".fit", ".fts", ".fits.gz", ".fit.gz", ".fts.gz", ".fits.fz", ".fz")
-COMPRESSION_SUFFIXES = (".gz", ".fz")
 PERCENTILE_CLIPS = (99.9, 99.5, 99.0)  # astropy PercentileInterval: (100 - p) / 2 % cut at each end
 STATISTICS_SAMPLES = 1_000_000  # values the intervals are computed from (evenly strided)
 JS_DTYPES = {np.dtype(np.uint8): "u8", np.dtype("<u2"): "u16", np.dtype("<f4"): "f32"}
@@ -57,15 +56,13 @@ class ViewImage:
 
 
 def is_fits(path) -> bool:
-    return os.fspath(path).lower().endswith(FITS_SUFFIXES)
+    return format_of(path) == "fits"
 
 
 def viewer_path(output) -> str:
     """The viewer written beside an upscale output: big/m31_x2.fits.gz -> big/m31_x2_compare.html."""
-    stem = os.fspath(output)
-    if stem.lower().endswith(COMPRESSION_SUFFIXES):
-        stem = stem[:-3]
-    return os.path.splitext(stem)[0] + "_compare.html"
+    stem, _ = split_extension(output)
+    return os.path.join(os.path.dirname(os.fspath(output)), stem + "_compare.html")
 
 
 def read_view_image(path, hdu=None, max_pixels: int = MAX_PIXELS_DEFAULT) -> ViewImage:

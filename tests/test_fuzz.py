@@ -27,6 +27,18 @@ def test_bounded_fuzz_run_finds_no_crash():
     assert not stats.crashes, "\n".join(what for _, what in stats.crashes[:20])
 
 
+@pytest.mark.parametrize("target", ["xisf", "fits"])
+def test_bounded_fuzz_run_of_xisf_and_fits_archives_finds_no_crash(target):
+    """About 5 s each of mutated XISF (headers included) and FITS (plain, .fits.gz, tile-compressed .fits.fz)."""
+    pytest.importorskip("astropy")
+    if target == "xisf":
+        pytest.importorskip("xisf")
+    stats = fuzz.run(5, seed=2026, which=target, hang_seconds=5)[target]
+    print(f"fuzz {target}: {stats.executions} executions in {stats.seconds:.1f} s")
+    assert stats.executions > 50, f"only {stats.executions} executions in {stats.seconds:.1f} s"
+    assert not stats.crashes, "\n".join(what for _, what in stats.crashes[:20])
+
+
 def test_harness_reports_what_escapes(monkeypatch, tmp_path):
     """The harness can fail: a decoder that leaks KeyError or hangs is reported, with its input saved."""
     calls = []

@@ -725,7 +725,7 @@ def test_interrupt_at_each_stage_leaves_no_trace(tmp_path, weights_file, capsys,
             return real(*args, **kwargs)
         return wrapper
 
-    module, name = {"reading": (srcnn_np.cli, "read_image"), "upscaling": (srcnn_np.model, "upscale"),
+    module, name = {"reading": (srcnn_np.cli, "read_any"), "upscaling": (srcnn_np.model, "upscale"),
                     "encoding": (imageio, "_encode")}[where]
     monkeypatch.setattr(module, name, interrupted_on_second_call(getattr(module, name)))
     before = snapshot(tmp_path / "out")
@@ -889,3 +889,39 @@ def test_quiet_decoders_restores_stderr_and_warnings_across_threads():
     assert not loud, f"stderr was not silenced {len(loud)} times"
     assert warnings.filters == filters
     assert (os.fstat(2).st_dev, os.fstat(2).st_ino) == (stderr_file.st_dev, stderr_file.st_ino)
+
+
+def test_xisf_and_fits_archive_corpus_as_one_batch_in_a_subprocess(tmp_path):
+    """Hostile XISF files (tests/test_xisf.py) and damaged .fits.gz / .fits.fz files
+    (tests/test_fits_archives.py) beside a good XISF and a file of another type, in a real process:
+    the other file is named as skipped, each bad file gets one line on the real stderr holding its
+    reason, no traceback, only the good output is written, no input is changed."""
+    pytest.importorskip("astropy")
+    pytest.importorskip("xisf")
+    from .test_fits_archives import damaged_archives
+    from .test_xisf import HOSTILE_XISF, good
+
+    src = tmp_path / "src"
+    src.mkdir()
+    reasons = {name: fragment for name, (build, fragment) in HOSTILE_XISF.items()}
+    for name, (build, _) in HOSTILE_XISF.items():
+        (src / name).write_bytes(build())
+    for name, (data, fragment) in damaged_archives(src).items():
+        (src / name).write_bytes(data)
+        reasons[name] = fragment
+    (src / "good.xisf").write_bytes(good())
+    (src / "log.txt").write_text("observing log")
+    before = snapshot(src)
+    out = tmp_path / "out"
+    done = subprocess.run([sys.executable, "-m", "srcnn_np", "upscale", str(src), "-o", str(out), "-q"],
+                          capture_output=True, text=True, cwd=REPO, timeout=SUBPROCESS_TIMEOUT)
+    assert "Traceback" not in done.stderr and done.returncode == EXIT_FAILED, done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert lines[:2] == [f"srcnn-np: skipping {src / 'log.txt'}: not a supported file type (.txt)",
+                         f"srcnn-np: {len(reasons)} input(s) failed, 1 done:"], done.stderr
+    assert len(lines) == 2 + len(reasons), done.stderr
+    for name, fragment in reasons.items():
+        assert any(line.startswith(f"  {src / name}: ") and fragment in line for line in lines), \
+            f"{name} ({fragment}) not reported:\n{done.stderr}"
+    assert sorted(os.listdir(out)) == ["good_x2.xisf"]
+    assert snapshot(src) == before

@@ -1,27 +1,33 @@
-"""Bounded fuzzing of the decoders `upscale` uses: mutated PNG (8/16-bit), JPEG, TIFF and FITS bytes.
+"""Bounded fuzzing of the decoders `upscale` uses: mutated PNG (8/16-bit), JPEG, TIFF, FITS
+(plain, gzip, tile-compressed) and XISF bytes.
 
     python tools/fuzz.py --seconds 60                  # all targets, seed 0
     python tools/fuzz.py --seconds 600 --target fits --seed 7 --crashes fuzz-crashes/
 
 Each input is written to a file and decoded the way `srcnn-np upscale` decodes it:
-srcnn_np.io.imageio.read_image (images) or srcnn_np.io.fits_io.read_fits (FITS, when astropy is
-installed). The only exceptions allowed out are the decoders' one-line errors (ImageIOError,
-FitsError); anything else, or a decoded result that breaks the LoadedImage contract, is a crash:
+srcnn_np.io.imageio.read_image (images), srcnn_np.io.fits_io.read_fits (FITS, when astropy is
+installed) or srcnn_np.io.xisf.read_xisf (XISF, when the xisf package is installed). The only
+exceptions allowed out are the decoders' one-line errors (ImageIOError, FitsError, XisfError);
+anything else, or a decoded result that breaks the LoadedImage contract, is a crash:
 its input is saved under --crashes and the run exits 1. A decode that takes longer than
 --hang-seconds is a crash too (Hang, raised by SIGALRM); one stuck in C code for three times that
 kills the run with faulthandler's traceback.
 
 Mutations start from small valid files made here (so they reach deep into the decoders) and are
 structure-aware where checksums would stop them early: PNG chunk CRCs are recomputed, and the
-inflated image data of PNG IDAT chunks is mutated and recompressed. Runs are reproducible for a
+inflated image data of PNG IDAT chunks is mutated and recompressed; numbers in the XML header of
+XISF files (geometry, block positions and sizes, declared uncompressed sizes) get interesting
+values with the header length kept consistent. Runs are reproducible for a
 given --seed (the sequence of inputs, not the number of executions in the time given).
 Prints the number of executions, executions per second and crashes per target.
 """
 import argparse
 import faulthandler
+import gzip
 import io
 import os
 import random
+import re
 import signal
 import sys
 import tempfile
@@ -106,12 +112,40 @@ def fits_seeds() -> list[tuple[str, bytes]]:
     scaled.header["BSCALE"], scaled.header["BZERO"], scaled.header["BLANK"] = 0.5, 100.0, -1
     cube = fits.PrimaryHDU(rng.random((2, 6, 5)).astype(np.float32))
     cube.header["CRPIX1"], cube.header["CD1_1"], cube.header["CTYPE1"] = 3.0, -1e-4, "RA---TAN"
+    tile_compressed = fits.HDUList([fits.PrimaryHDU(), fits.CompImageHDU((rng.random((6, 5)) * 900).astype(np.int16))])
+    gzipped = io.BytesIO()
+    with gzip.GzipFile(fileobj=gzipped, mode="wb") as f:
+        f.write(dump(fits.HDUList([fits.PrimaryHDU(rng.random((6, 5)).astype(np.float32))])))
     return [
+        (".fits.fz", dump(tile_compressed)), (".fits.gz", gzipped.getvalue()),
         (".fits", dump(fits.HDUList([fits.PrimaryHDU(rng.random((6, 5)).astype(np.float32))]))),
         (".fits", dump(fits.HDUList([scaled]))),
         (".fits", dump(fits.HDUList([cube]))),
         (".fits", dump(fits.HDUList([fits.PrimaryHDU(), fits.ImageHDU(rng.random((4, 7)), name="SCI")]))),
     ]
+
+
+def xisf_seeds() -> list[tuple[str, bytes]]:
+    """Small XISF files the xisf package writes: gray and RGB, 8/16-bit and float, every codec,
+    FITS keywords and properties (inline and attached vectors)."""
+    import xisf
+
+    rng = np.random.default_rng(2)
+    metadata = {"FITSKeywords": {"CRPIX1": [{"value": "3.5", "comment": "ref"}],
+                                 "OBJECT": [{"value": "'M 31'", "comment": ""}]},
+                "XISFProperties": {"Observation:Object:Name": {"id": "Observation:Object:Name", "type": "String",
+                                                               "value": "M 31"},
+                                   "PCL:Big": {"id": "PCL:Big", "type": "F64Vector", "value": rng.random(600)}}}
+    arrays = [(rng.random((6, 5, 1)) * 65535).astype(np.uint16), (rng.random((5, 4, 3)) * 255).astype(np.uint8),
+              rng.random((4, 6, 3)).astype(np.float32)]
+    seeds = []
+    with tempfile.TemporaryDirectory(prefix="srcnn-fuzz-seeds-") as d:
+        for i, (a, codec) in enumerate(zip(arrays * 2, (None, "zlib", "lz4", "lz4hc", "zstd", "zlib"))):
+            path = os.path.join(d, f"{i}.xisf")
+            xisf.XISF.write(path, a, image_metadata=metadata if i % 2 else {}, codec=codec, shuffle=i > 2)
+            with open(path, "rb") as f:
+                seeds.append((".xisf", f.read()))
+    return seeds
 
 
 # ---------------------------------------------------------------- mutations
@@ -166,6 +200,22 @@ def mutate_fits_card(data: bytes, rnd: random.Random) -> bytes:
     return data[:i] + card.ljust(80)[:80] + data[i + 80:]
 
 
+def mutate_xisf_header(data: bytes, rnd: random.Random) -> bytes:
+    """Give one number of the XML header an interesting value; the header length field follows
+    (the header grows into the zero padding before the first data block)."""
+    length = int.from_bytes(data[8:12], "little")
+    header = data[16:16 + length]
+    numbers = list(re.finditer(rb"\d+", header))
+    if len(data) < 16 or not numbers:
+        return data
+    m = rnd.choice(numbers)
+    value = str(rnd.choice(INTERESTING + (0, 1 << 40, 4096, len(data)))).encode()
+    header = header[:m.start()] + value + header[m.end():]
+    if len(header) <= length:
+        return data[:16] + header.ljust(length, b"\0") + data[16 + length:]
+    return data[:8] + len(header).to_bytes(4, "little") + data[12:16] + header + data[16 + len(header):]
+
+
 def mutate_bytes(data: bytes, rnd: random.Random, rounds: int = 1, pool=()) -> bytes:
     """Generic mutations: flip, set, interesting integers, delete, duplicate, truncate, splice."""
     out = bytearray(data)
@@ -206,8 +256,10 @@ def mutate(ext: str, data: bytes, rnd: random.Random, pool) -> bytes:
     """One fuzz input from a seed."""
     if ext == ".png" and rnd.random() < 0.3:
         data = mutate_png_image_data(data, rnd)
-    elif ext == ".fits" and rnd.random() < 0.5:
+    elif ext in (".fits", ".fits.fz") and rnd.random() < 0.5:
         data = mutate_fits_card(data, rnd)
+    elif ext == ".xisf" and rnd.random() < 0.5:
+        data = mutate_xisf_header(data, rnd)
     else:
         data = mutate_bytes(data, rnd, rounds=rnd.choice((1, 1, 2, 4, 8)), pool=pool)
     if ext == ".png" and rnd.random() < 0.7:
@@ -226,13 +278,8 @@ def decode_image(path: str) -> str | None:
     try:
         image = read_image(path, max_pixels=MAX_PIXELS)
     except ImageIOError as e:
-        assert "\n" not in str(e) and str(e).startswith(path), f"error is not one line naming the file: {e!r}"
-        return type(e.__context__).__name__ if e.__context__ is not None else None
-    p = image.pixels
-    assert isinstance(p, np.ndarray) and p.ndim in (2, 3), f"pixels {type(p)} {getattr(p, 'shape', None)}"
-    assert p.shape[0] >= 1 and p.shape[1] >= 1 and p.shape[0] * p.shape[1] <= MAX_PIXELS, f"shape {p.shape}"
-    assert p.ndim == 2 or 2 <= p.shape[2] <= 4, f"shape {p.shape}"
-    assert p.dtype in (np.uint8, np.uint16, np.float32) and p.dtype.isnative, f"dtype {p.dtype}"
+        return wrapped_error(path, e)
+    check_pixels(image.pixels)
     assert image.bit_depth in (8, 16) and image.format in ("png", "jpeg", "tiff"), image
     return None
 
@@ -244,10 +291,38 @@ def decode_fits(path: str) -> str | None:
     try:
         image = read_fits(path)
     except FitsError as e:
-        assert "\n" not in str(e) and str(e).startswith(path), f"error is not one line naming the file: {e!r}"
-        return type(e.__context__).__name__ if e.__context__ is not None else None
+        return wrapped_error(path, e)
     assert image.data.ndim >= 2 and image.data.dtype.isnative, f"data {image.data.dtype} {image.data.shape}"
     return None
+
+
+def decode_xisf(path: str) -> str | None:
+    """read_xisf as `upscale` uses it; like decode_image, float samples finite and in [0, 1]."""
+    from srcnn_np.io.xisf import XisfError, read_xisf
+
+    try:
+        image = read_xisf(path, max_pixels=MAX_PIXELS)
+    except XisfError as e:
+        return wrapped_error(path, e)
+    p = check_pixels(image.pixels)
+    assert p.dtype != np.float32 or (np.isfinite(p).all() and 0 <= p.min() and p.max() <= 1), "float range"
+    return None
+
+
+def wrapped_error(path: str, e: Exception) -> str | None:
+    """Check a decoder's error is one line naming the file; the name of the exception it wraps, if any."""
+    assert "\n" not in str(e) and str(e).startswith(path), f"error is not one line naming the file: {e!r}"
+    return type(e.__context__).__name__ if e.__context__ is not None else None
+
+
+def check_pixels(p) -> np.ndarray:
+    """Assert the LoadedImage pixel contract: (H, W) or (H, W, 2..4), within MAX_PIXELS, native
+    uint8 | uint16 | float32."""
+    assert isinstance(p, np.ndarray) and p.ndim in (2, 3), f"pixels {type(p)} {getattr(p, 'shape', None)}"
+    assert p.shape[0] >= 1 and p.shape[1] >= 1 and p.shape[0] * p.shape[1] <= MAX_PIXELS, f"shape {p.shape}"
+    assert p.ndim == 2 or 2 <= p.shape[2] <= 4, f"shape {p.shape}"
+    assert p.dtype in (np.uint8, np.uint16, np.float32) and p.dtype.isnative, f"dtype {p.dtype}"
+    return p
 
 
 @dataclass
@@ -258,19 +333,26 @@ class TargetStats:
     wrapped: dict = field(default_factory=dict)  # decoder exception type -> times turned into the one-line error
 
 
+OPTIONAL_TARGETS = {  # name -> (the module it needs, decode function, seed maker)
+    "fits": ("astropy", decode_fits, fits_seeds),
+    "xisf": ("xisf", decode_xisf, xisf_seeds),
+}
+
+
 def targets(which: str) -> dict:
     """name -> (decode function, seeds) for the targets asked for and available."""
     chosen = {}
     if which in ("image", "all"):
         chosen["image"] = (decode_image, image_seeds())
-    if which in ("fits", "all"):
+    for name, (module, decode, seeds) in OPTIONAL_TARGETS.items():
+        if which not in (name, "all"):
+            continue
         try:
-            import astropy  # noqa: F401
-            from srcnn_np.io import fits_io  # noqa: F401
+            __import__(module)
         except ImportError as e:
-            print(f"fuzz: skipping FITS ({e})", file=sys.stderr)
+            print(f"fuzz: skipping {name} ({e})", file=sys.stderr)
         else:
-            chosen["fits"] = (decode_fits, fits_seeds())
+            chosen[name] = (decode, seeds())
     return chosen
 
 
@@ -352,7 +434,7 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--seconds", type=float, default=60.0, help="total fuzzing time (default 60)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    p.add_argument("--target", choices=("image", "fits", "all"), default="all")
+    p.add_argument("--target", choices=("image", "fits", "xisf", "all"), default="all")
     p.add_argument("--crashes", help="directory to save crashing inputs in")
     p.add_argument("--hang-seconds", type=float, default=10.0, help="one decode longer than this is a hang")
     args = p.parse_args(argv)

@@ -29,7 +29,11 @@ spectral WCS are untouched):
 - BSCALE, BZERO, BLANK, DATAMIN, DATAMAX, CHECKSUM and DATASUM are removed: they describe the
   old integer encoding or the old data.
 The written file is one primary HDU holding the upscaled image and the header of the HDU it came
-from (for an extension, the primary header's cards are not merged in).
+from (for an extension, the primary header's cards are not merged in); a `.fits.gz` name is
+gzipped, a `.fits.fz` / `.fz` name tile-compressed (an empty primary HDU, then the image in a
+compressed extension; lossless for float data unless a quantize level is given, see write_fits).
+Reading takes the same files: astropy opens gzip and tile-compressed HDUs (CompImageHDU)
+transparently, after check_fits_structure has walked them.
 """
 import bz2
 import contextlib
@@ -60,6 +64,9 @@ SIP_PREFIXES = ("A", "B", "AP", "BP")
 SIP_KEY = re.compile(r"^(A|B|AP|BP)_(\d+)_(\d+)$")
 SECTION = re.compile(r"^\s*\[\s*(\d+)\s*:\s*(\d+)\s*,\s*(\d+)\s*:\s*(\d+)\s*\]\s*$")
 
+DEFAULT_QUANTIZE_LEVEL = 16.0  # astropy CompImageHDU's default quantize_level (fpack's is 4)
+SUBTRACTIVE_DITHER_1 = 1  # astropy's quantize_method code; fpack's default (astropy's own is no dithering)
+DITHER_SEED_FROM_DATA = -1  # the dither seed from the first tile's checksum: the same file every run
 BLOCK_BYTES = 2880  # FITS headers and data come in blocks of 2880 bytes
 CARD_BYTES = 80
 VALID_BITPIX = (8, 16, 32, 64, -32, -64)
@@ -234,8 +241,8 @@ def _walk_hdus(stream, size, path: str) -> None:
             raise FitsError(f"{path}: empty file")
         if index == 0 and _card_key_value(first_block[:CARD_BYTES])[0] != "SIMPLE":
             raise FitsError(f"{path}: not a FITS file (it does not start with a SIMPLE card)")
-        if index > 0 and (len(first_block) < BLOCK_BYTES or not first_block.startswith(b"XTENSION")):
-            return  # end of file, or trailing bytes astropy ignores
+        if index > 0 and not first_block.startswith(b"XTENSION"):
+            return  # end of file, or trailing bytes astropy ignores (a cut extension header is reported)
         where = f"{path}: HDU {index}"
         cards, header_blocks = _header_cards(stream, first_block, where)
         position += header_blocks * BLOCK_BYTES
@@ -472,9 +479,18 @@ def upscaled_header(header, scale: int, history: str):
     return hdr
 
 
-def write_fits(path, data: np.ndarray, header=None, overwrite: bool = False) -> None:
-    """Write `data` ((H, W) or (..., H, W)) as the primary HDU of a new FITS file, atomically.
+def write_fits(path, data: np.ndarray, header=None, overwrite: bool = False, quantize_level: float = 0.0) -> None:
+    """Write `data` ((H, W) or (..., H, W)) as the image of a new FITS file, atomically.
 
+    The file name chooses the container: `.fits` (or .fit/.fts) plain, `.fits.gz` gzip-compressed
+    (the whole file; lossless), `.fits.fz` / `.fz` tile-compressed like fpack (an empty primary
+    HDU, then the image in a compressed extension). Tile compression of float data, quantize_level:
+    0 (default) lossless, GZIP_2 (byte-shuffled gzip) of the exact float bits, NaN kept;
+    Q > 0 RICE_1 of the data quantised, tile by tile, to steps of (noise sigma) / Q with
+    SUBTRACTIVE_DITHER_1 (seeded from the data, so reproducible): lossy, each value within half a
+    step. For comparison, astropy's CompImageHDU defaults to RICE_1, Q = 16 without dithering,
+    fpack to Q = 4 with SUBTRACTIVE_DITHER_1. Integer data is always tile-compressed losslessly
+    with RICE_1.
     The header's structural cards (SIMPLE, BITPIX, NAXISn, XTENSION, ...) follow the data.
     Writes a temporary file in the same directory, then os.replace; refuses to replace an
     existing file unless overwrite=True (FitsError).
@@ -484,23 +500,51 @@ def write_fits(path, data: np.ndarray, header=None, overwrite: bool = False) -> 
     data = np.asarray(data)
     if data.dtype.kind not in "biuf":
         raise FitsError(f"{path}: cannot write {data.dtype} data to FITS (use integer or float data)")
-    hdu = fits.PrimaryHDU(data=data, header=header)
+    if quantize_level < 0 or not math.isfinite(quantize_level):
+        raise FitsError(f"{path}: quantize level must be 0 (lossless) or positive, got {quantize_level}")
+    compression = _compression_of(path)
+    if compression == "tile":
+        lossless = data.dtype.kind == "f" and quantize_level == 0
+        hdus = fits.HDUList([fits.PrimaryHDU(), fits.CompImageHDU(
+            data, _image_header(header), compression_type="GZIP_2" if lossless else "RICE_1",
+            quantize_level=0.0 if lossless else (quantize_level or DEFAULT_QUANTIZE_LEVEL),
+            quantize_method=SUBTRACTIVE_DITHER_1, dither_seed=DITHER_SEED_FROM_DATA)])
+    else:
+        hdus = fits.PrimaryHDU(data=data, header=header)
     try:
-        with atomic_output(path, overwrite=overwrite, suffix=".fits") as tmp:
-            hdu.writeto(tmp, output_verify="fix", overwrite=True)
+        # the temp name ends like the target: astropy gzips a name ending in .gz
+        with atomic_output(path, overwrite=overwrite, suffix=".fits.gz" if compression == "gzip" else ".fits") as tmp:
+            hdus.writeto(tmp, output_verify="fix", overwrite=True)
     except OutputExistsError:
         raise FitsError(f"{path}: already exists (pass overwrite=True / --overwrite to replace it)") from None
     except OSError as e:
         raise FitsError(f"{path}: cannot write ({e.strerror or e})") from None
 
 
+def _compression_of(path: str) -> str | None:
+    """'gzip' for a name ending in .gz, 'tile' for .fz, else None."""
+    lower = path.lower()
+    return "gzip" if lower.endswith(".gz") else "tile" if lower.endswith(".fz") else None
+
+
+def _image_header(header):
+    """A copy of a primary-HDU header fit for an image extension (no SIMPLE/EXTEND), or None."""
+    if header is None:
+        return None
+    hdr = header.copy()
+    for key in ("SIMPLE", "EXTEND", "XTENSION", "PCOUNT", "GCOUNT"):
+        hdr.remove(key, ignore_missing=True, remove_all=True)
+    return hdr
+
+
 def upscale_fits(src, dst, upscale_fn, scale: int, *, method: str, hdu=None,
                  conserve_flux: bool = False, flux_units: str = "surface",
-                 stretch: str = "linear", overwrite: bool = False) -> FitsImage:
+                 stretch: str = "linear", overwrite: bool = False, quantize_level: float = 0.0) -> FitsImage:
     """Read `src`, upscale its image HDU with `upscale_science`, write `dst` with the new header.
 
     upscale_fn: (H, W) float32 in [0, 1] -> (scale*H, scale*W) float32 (see upscale_science).
     method: what did the upscaling, for the HISTORY card (e.g. "SRCNN weights srcnn_x2_astro.npz").
+    dst's name chooses plain, gzip or tile-compressed FITS (see write_fits, quantize_level).
     Returns the FitsImage written. Raises FitsError (one line, naming the file) for unreadable
     input, an all-blank image, a header that cannot be rescaled, or an existing dst.
     """
@@ -523,5 +567,5 @@ def upscale_fits(src, dst, upscale_fn, scale: int, *, method: str, hdu=None,
         header = upscaled_header(image.header, scale, history)
     except FitsError as e:
         raise FitsError(f"{src}: {e}") from None
-    write_fits(dst, data, header, overwrite=overwrite)
+    write_fits(dst, data, header, overwrite=overwrite, quantize_level=quantize_level)
     return FitsImage(data=data, header=header, hdu_name="PRIMARY", hdu_index=0)

@@ -31,10 +31,11 @@ class ImageIOError(ValueError):
 
 @dataclass
 class LoadedImage:
-    pixels: np.ndarray  # (H, W) or (H, W, C) uint8 | uint16
-    format: str  # "png", "jpeg" or "tiff"
-    bit_depth: int  # 8 or 16: what the file stores per sample
+    pixels: np.ndarray  # (H, W) or (H, W, C) uint8 | uint16 as stored, or float32 in [0, 1]
+    format: str  # "png", "jpeg", "tiff" or "xisf"
+    bit_depth: int  # 8 or 16: what the file stores per sample; 32 for XISF float samples
     icc_profile: bytes | None = field(default=None, repr=False)  # carried to the output
+    metadata: object = field(default=None, repr=False)  # XISF: xisf.XisfMetadata (keywords, properties)
 
 
 def format_of(path) -> str | None:

@@ -1,0 +1,129 @@
+"""Which format a file name means, and one entry point to read and one to write every format.
+
+Formats, by the file name's (possibly double) extension, case-insensitive:
+
+| format | extensions | read / written by |
+|---|---|---|
+| png  | .png                                  | imageio (Pillow; 16-bit through png16) |
+| jpeg | .jpg .jpeg                            | imageio (Pillow) |
+| tiff | .tif .tiff                            | imageio (Pillow; 16-bit colour and float through tiff_io) |
+| xisf | .xisf                                 | xisf (the `xisf` package, srcnn_np[xisf]) |
+| fits | .fits .fit .fts, + .gz, .fits.fz, .fz | fits_io (astropy, srcnn_np[fits]) |
+
+Two kinds of data travel through them:
+- "image" formats (png, jpeg, tiff, xisf): pixels as stored, (H, W) or (H, W, C) uint8 | uint16 |
+  float32 in [0, 1] (`LoadedImage`); they convert among each other.
+- "fits": physical values of any range plus a FITS header (`FitsImage`), upscaled through
+  science.upscale_science; FITS converts only to FITS (the compressed flavours included).
+
+A new format is one new module with a reader and a writer, and one row in FORMATS below.
+"""
+import os
+from dataclasses import dataclass
+
+from .imageio import ImageIOError, LoadedImage
+
+
+@dataclass(frozen=True)
+class Format:
+    name: str  # "png", "jpeg", "tiff", "xisf" or "fits"
+    kind: str  # "image" (pixels in [0, 1] as stored) or "fits" (physical values + header)
+    extensions: tuple  # lower case; the first is the one a new output gets
+
+
+FORMATS = {f.name: f for f in (
+    Format("png", "image", (".png",)),
+    Format("jpeg", "image", (".jpg", ".jpeg")),
+    Format("tiff", "image", (".tif", ".tiff")),
+    Format("xisf", "image", (".xisf",)),
+    Format("fits", "fits", (".fits", ".fit", ".fts", ".fits.gz", ".fit.gz", ".fts.gz", ".fits.fz", ".fz")),
+)}
+EXTENSIONS = {ext: f.name for f in FORMATS.values() for ext in f.extensions}  # ".fits.gz" -> "fits"
+# --ext in directory mode: the output file's extension
+EXT_CHOICES = {"png": ".png", "tif": ".tif", "jpg": ".jpg", "xisf": ".xisf",
+               "fits": ".fits", "fits.gz": ".fits.gz", "fits.fz": ".fits.fz"}
+
+
+def split_extension(path) -> tuple[str, str]:
+    """(stem, extension) of a file name, keeping a known double extension whole:
+    'dir/c.fits.fz' -> ('c', '.fits.fz'); unknown ones split like os.path.splitext."""
+    name = os.path.basename(os.fspath(path))
+    lower = name.lower()
+    for ext in sorted(EXTENSIONS, key=len, reverse=True):
+        if lower.endswith(ext) and len(name) > len(ext):
+            return name[:-len(ext)], name[-len(ext):]
+    return os.path.splitext(name)
+
+
+def format_of(path) -> str | None:
+    """'png', 'jpeg', 'tiff', 'xisf' or 'fits' from the file name, else None."""
+    return EXTENSIONS.get(split_extension(path)[1].lower())
+
+
+def kind_of(fmt: str) -> str:
+    """'image' or 'fits' (see the module docstring)."""
+    return FORMATS[fmt].kind
+
+
+def read_any(path, *, max_pixels: int | None = None, hdu=None):
+    """Read any supported file: LoadedImage for image formats, fits_io.FitsImage for FITS.
+
+    The format comes from the file's contents for png/jpeg/tiff (a mislabelled one still reads)
+    and from its extension for XISF and FITS. Raises ImageIOError, xisf.XisfError or
+    fits_io.FitsError (all ValueError), one line naming the file.
+    """
+    from ..config import MAX_PIXELS_DEFAULT
+
+    max_pixels = MAX_PIXELS_DEFAULT if max_pixels is None else max_pixels
+    fmt = format_of(path)
+    if fmt == "fits":
+        from .fits_io import read_fits
+
+        return read_fits(path, hdu)
+    if fmt == "xisf":
+        from .xisf import read_xisf
+
+        return read_xisf(path, max_pixels=max_pixels)
+    from .imageio import read_image
+
+    return read_image(path, max_pixels=max_pixels)
+
+
+def write_any(path, pixels, fmt: str | None = None, bit_depth: int = 8, *, overwrite: bool = False,
+              icc_profile: bytes | None = None, metadata=None, header=None, quantize_level: float = 0.0) -> None:
+    """Write atomically in the format of `fmt` (default: from the name); never replaces an
+    existing file unless overwrite.
+
+    Image formats: pixels (H, W) or (H, W, C) float32 in [0, 1]; bit_depth 8 or 16 (integer
+    samples) or 32 (float samples: XISF; PNG and TIFF take 16 instead, JPEG always 8).
+    icc_profile: PNG/JPEG/TIFF; metadata: XISF (xisf.XisfMetadata, e.g. from upscaled_metadata).
+    FITS: pixels are the data ((H, W) or (..., H, W), any units), header an astropy Header;
+    .gz / .fz names are gzip / tile compressed (quantize_level, see fits_io.write_fits).
+    Raises the reader's error type of the format (ValueError), one line naming the file.
+    """
+    fmt = fmt or format_of(path)
+    if fmt == "fits":
+        from .fits_io import write_fits
+
+        write_fits(path, pixels, header, overwrite=overwrite, quantize_level=quantize_level)
+        return
+    if fmt == "xisf":
+        from .xisf import write_xisf
+
+        write_xisf(path, pixels, bit_depth, metadata, overwrite=overwrite)
+        return
+    if fmt not in FORMATS:
+        raise ImageIOError(f"{path}: unknown output format {fmt!r}")
+    from .imageio import write_image
+
+    write_image(path, pixels, fmt, min(bit_depth, 16), overwrite=overwrite, icc_profile=icc_profile)
+
+
+def upscaled_metadata(image: LoadedImage, scale: int, history: str):
+    """The metadata of `image` (read by read_any) for its upscale by `scale`, with `history`
+    recorded; None when the format carries none. XISF: FITS keywords and WCS rescaled as for FITS."""
+    if image.metadata is None:
+        return None
+    from .xisf import upscaled_metadata as upscaled_xisf_metadata
+
+    return upscaled_xisf_metadata(image.metadata, scale, history)
