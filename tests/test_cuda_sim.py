@@ -56,7 +56,7 @@ FORWARD_CASES = [
                               for h, w, s, t, b in FORWARD_CASES])
 def test_forward_matches_cpu(monkeypatch, H, W, scale, tile, block):
     monkeypatch.setattr(srcnn_cuda, "THREADS_PER_BLOCK", block)
-    kw = kernel_weights(H * 100 + W, scale)
+    kw = kernel_weights(H * 100 + W + 1, scale)
     lr = np.random.default_rng(H * W).random((H, W), dtype=np.float32)
     expected = srcnn_forward(lr, kw)
     assert np.abs(expected).max() > 100 * PARITY_TOL, f"degenerate test: CPU output {expected}"
@@ -329,17 +329,18 @@ def test_failing_probe_compile_means_not_usable(monkeypatch, fresh_status, tmp_p
     assert (tmp_path / "out.png").exists()
 
 
+class WrongProbe:
+    """A kernel that runs but computes garbage (zeros), as a miscompiled one could."""
+
+    def __getitem__(self, launch_config):
+        return lambda out: out.copy_to_device(np.zeros(out.shape, np.float32))
+
+
 @needs_simulator
 def test_probe_computing_wrong_numbers_means_not_usable(monkeypatch, fresh_status):
-    from numba import cuda, float32
-
     from srcnn_np.gpu import kernels
 
-    @cuda.jit
-    def wrong_probe(out):  # forgets the + 1
-        out[cuda.threadIdx.x] = float32(2 * cuda.threadIdx.x)
-
-    monkeypatch.setattr(kernels, "probe", wrong_probe)
+    monkeypatch.setattr(kernels, "probe", WrongProbe())
     usable, reason = srcnn_cuda.cuda_status()
     assert not usable and "probe kernel computed 0.0 for 1.0 at lane 0" in reason, reason
 
