@@ -98,6 +98,38 @@ def test_runner_for_keeps_one_runner_per_weights():
 
 
 @needs_simulator
+def test_cli_directory_keeps_one_runner(monkeypatch, tmp_path, capsys, weights_file):
+    """`upscale DIR -o OUT --device cuda`: every image goes through one CudaRunner."""
+    from PIL import Image
+
+    from srcnn_np.cli import EXIT_OK, main
+    from srcnn_np.weights import load_weights
+
+    monkeypatch.setattr(srcnn_cuda, "THREADS_PER_BLOCK", (4, 4))
+    made = []
+
+    class CountedRunner(srcnn_cuda.CudaRunner):
+        def __init__(self, *args):
+            super().__init__(*args)
+            made.append(self)
+
+    monkeypatch.setattr(srcnn_cuda, "CudaRunner", CountedRunner)
+    pixels = [np.array([[40]], np.uint8), np.array([[200]], np.uint8)]
+    (tmp_path / "in").mkdir()
+    for i, p in enumerate(pixels):
+        Image.fromarray(p).save(tmp_path / "in" / f"{i}.png")
+    assert main(["upscale", str(tmp_path / "in"), "-o", str(tmp_path / "out"), "--weights", weights_file,
+                 "--device", "cuda", "--quiet"]) == EXIT_OK, capsys.readouterr().err
+    assert len(made) == 1, f"{len(made)} runners for {len(pixels)} images"
+    kw = KernelWeights.from_weights(load_weights(weights_file))
+    for i, p in enumerate(pixels):
+        with Image.open(tmp_path / "out" / f"{i}_x2.png") as im:
+            got = np.asarray(im)
+        want = np.rint(np.clip(srcnn_forward(p.astype(np.float32) / 255, kw), 0, 1) * 255)
+        assert np.abs(got.astype(int) - want).max() <= 1, (got, want)
+
+
+@needs_simulator
 def test_upscale_rgba_on_device_cuda_matches_cpu(monkeypatch):
     """upscale(device="cuda") through the colour handling; alpha stays bicubic either way."""
     from srcnn_np import upscale

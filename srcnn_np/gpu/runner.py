@@ -191,6 +191,7 @@ class CudaRunner:
         self.capacity = (0, 0, 0)  # (tile height, tile width, low-res slice elements) of slots
         self.taps_shape = None  # (H, W) the device taps are for
         self.taps = None  # host (yi, yw, xi, xw) and device copies, see cubic_taps
+        self.last_plan = []  # the TilePlans of the last call
 
     def __call__(self, lr: np.ndarray, timings: dict | None = None) -> np.ndarray:
         """The forward pass of one image; timings (optional dict): add each stage's device
@@ -204,7 +205,7 @@ class CudaRunner:
         sH, sW = s * lr.shape[0], s * lr.shape[1]
         tile = self.tile or default_tile(cuda.current_context().get_memory_info().free)
         taps = self.taps_for(lr.shape)
-        plan = tile_plan(taps[0], taps[2], sH, sW, tile)
+        plan = self.last_plan = tile_plan(taps[0], taps[2], sH, sW, tile)
         self.ensure_capacity(max(t.th for t in plan), max(t.tw for t in plan),
                              max(t.lr_size for t in plan))
         out = np.empty((sH, sW), dtype=np.float32)
