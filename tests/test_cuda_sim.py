@@ -1,4 +1,4 @@
-"""The CUDA path (srcnn_np.gpu.runner) against the CPU path, in numba's CUDA simulator.
+"""The CUDA path (srcnn_np.gpu) against the CPU path and naive oracles, in numba's CUDA simulator.
 
 Run on their own, with the simulator on before numba.cuda is first imported:
 
@@ -7,8 +7,9 @@ Run on their own, with the simulator on before numba.cuda is first imported:
 Without NUMBA_ENABLE_CUDASIM=1 the simulator tests skip. The simulator runs every CUDA thread
 as a Python thread, so the images are tiny; the network is the real one (64 and 32 channels).
 Threads per block are patched small so tiny images still span several blocks with a partial
-last one, and tiles are forced small so tile borders are crossed. The cuda_status tests run
-anywhere: each runs in a subprocess with its own environment.
+last one, and tiles are forced small so tile borders are crossed. The tests of cuda_status
+without a GPU, of the disk cache and of the compile notice run anywhere (the first ones in a
+subprocess with its own environment); the PTX test needs numba-cuda with NVVM (no GPU).
 """
 import json
 import os
