@@ -157,8 +157,6 @@ def srcnn_forward_cuda(lr: np.ndarray, kw, tile: int | None = None) -> np.ndarra
     reuse its device buffers. Raises CudaUnavailableError when no GPU is usable.
     """
     require_cuda()
-    if tile is not None and int(tile) < 1:
-        raise ValueError(f"tile must be >= 1, got {tile}")
     return runner_for(kw, None if tile is None else int(tile))(lr)
 
 
@@ -172,13 +170,16 @@ class CudaRunner:
     """
 
     def __init__(self, kw, tile: int | None = None):
+        if tile is not None and tile < 1:
+            raise ValueError(f"tile must be >= 1, got {tile}")
         require_cuda()
         from numba import cuda
 
         from . import kernels
 
         self.kw = kw
-        self.tile = tile
+        self.tile = tile  # the request: None for default_tile
+        self.tile_edge = tile  # the output tile edge in use (chosen at the first call)
         self.kernels = kernels
         self.layers = []  # (kernel, name, ConvShape, weights, bias) on the device
         for name, kernel, shape, w, b in zip(("conv1", "conv2", "conv3"), kernels.CONV_KERNELS,
@@ -203,7 +204,9 @@ class CudaRunner:
             raise ValueError(f"lr must be a non-empty (H, W) array, got shape {lr.shape}")
         s = self.kw.scale
         sH, sW = s * lr.shape[0], s * lr.shape[1]
-        tile = self.tile or default_tile(cuda.current_context().get_memory_info().free)
+        if self.tile_edge is None:  # once: later calls would see this runner's own buffers as used
+            self.tile_edge = default_tile(cuda.current_context().get_memory_info().free)
+        tile = self.tile_edge
         taps = self.taps_for(lr.shape)
         plan = self.last_plan = tile_plan(taps[0], taps[2], sH, sW, tile)
         self.ensure_capacity(max(t.th for t in plan), max(t.tw for t in plan),
