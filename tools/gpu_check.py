@@ -13,12 +13,14 @@ finishes (a step that fails records its error and the rest still run) and prints
 3. no_compile: the CLI twice in fresh processes on a 64x64 PNG with an empty numba cache: the
    second run's stderr must hold no "compiling CUDA kernel" line; plus a process that loads
    every kernel and reports numba's cache misses (must be 0).
-4. blocks: device milliseconds per kernel at a 1024^2 input for several THREADS_PER_BLOCK
+4. tests: tests/test_cuda_sim.py without the simulator (PTX compile checks, cuda_status) and
+   dev/cuda_ptx_report.py (registers, spills).
+5. blocks: device milliseconds per kernel at a 1024^2 input for several THREADS_PER_BLOCK
    (a launch-time choice: no recompile) to pick the default.
-5. cli_2048: the CLI on a 2048^2 RGB PNG -> 4096^2 with --device cuda, wall seconds of two runs,
+6. cli_2048: the CLI on a 2048^2 RGB PNG -> 4096^2 with --device cuda, wall seconds of two runs,
    next to reading and writing those files alone.
-6. benchmark: benchmarks/test_cuda_speed.py (256, 1024, 2048 against torch fp32 / TF32, device
-   time per kernel), JSON in $OUT/bench_cuda.json. --quick skips it and step 5.
+7. benchmark: benchmarks/test_cuda_speed.py (256, 1024, 2048 against torch fp32 / TF32, device
+   time per kernel), JSON in $OUT/bench_cuda.json. --quick skips it and step 6.
 """
 import argparse
 import json
@@ -123,7 +125,16 @@ def main(quick: bool) -> None:
         third = json.loads(misses.stdout) if misses.returncode == 0 else misses.stderr[-1000:]
         ok = (all(r["rc"] == 0 for r in runs) and not runs[1]["compile_lines"]
               and isinstance(third, dict) and not any(third.values()))
-        return {"ok": ok, "runs": runs, "cache_misses_third_process": third}
+        return {"ok": ok, "notice_in_first_run": bool(runs[0]["compile_lines"]), "runs": runs,
+                "cache_misses_third_process": third}
+
+    @step("tests")
+    def tests():
+        done = subprocess.run([sys.executable, "-m", "pytest", "tests/test_cuda_sim.py", "-q", "-p", "no:cacheprovider"],
+                              cwd=ROOT, env=dict(os.environ, PYTHONPATH=str(ROOT)), capture_output=True, text=True)
+        report = subprocess.run([sys.executable, "dev/cuda_ptx_report.py"], cwd=ROOT,
+                                env=dict(os.environ, PYTHONPATH=str(ROOT)), capture_output=True, text=True)
+        return dict(rc=done.returncode, tail=done.stdout[-1500:], ptx_report=report.stdout or report.stderr[-1000:])
 
     @step("blocks")
     def blocks():
@@ -189,5 +200,5 @@ def main(quick: bool) -> None:
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="only env, parity, no_compile and blocks")
+    parser.add_argument("--quick", action="store_true", help="skip cli_2048 and benchmark")
     main(parser.parse_args().quick)
