@@ -15,7 +15,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import nvidia.cuda_nvcc
-from numba import cuda, types
+from numba import cuda
 from numba.cuda import dispatcher
 
 if not cuda.is_available():  # numba-cuda asks the device for a compute capability when it
@@ -26,14 +26,7 @@ from srcnn_np.gpu import kernels  # noqa: E402 (after the patch above)
 
 ARCH = sys.argv[1] if len(sys.argv) > 1 else "sm_90"
 PTXAS = Path(nvidia.cuda_nvcc.__path__[0]) / "bin" / "ptxas"  # from the cuda-toolkit[nvcc] wheel
-i64 = types.int64
-f32 = {n: types.Array(types.float32, n, "C") for n in (1, 2, 3)}
-taps = (types.Array(types.int64, 2, "C"), f32[2])
-SIGNATURES = {kernels.bicubic_tile: (f32[2], i64, i64, *taps, *taps, i64, i64, f32[3]),
-              kernels.probe: (f32[1],),
-              **{conv: (f32[3], f32[1], f32[1], i64, i64, i64, i64, f32[3]) for conv in kernels.CONV_KERNELS}}
-
-for kernel, signature in SIGNATURES.items():
+for name, (kernel, signature) in kernels.SIGNATURES.items():
     ptx, _ = cuda.compile_ptx(kernel.py_func, signature, cc=tuple(int(c) for c in ARCH[3:5]))
     lines = ptx.splitlines()
     with tempfile.NamedTemporaryFile("w", suffix=".ptx") as f:
@@ -43,6 +36,6 @@ for kernel, signature in SIGNATURES.items():
                               capture_output=True, text=True, check=True)
     info = " | ".join(l.split("info    :")[-1].strip() for l in done.stderr.splitlines()
                       if "registers" in l or "spill" in l)
-    print(f"{kernel.py_func.__name__:13} f64 {sum('.f64' in l for l in lines)}  local "
+    print(f"{name:8} f64 {sum('.f64' in l for l in lines)}  local "
           f"{sum('.local' in l for l in lines)}  fma {ptx.count('fma.rn.f32')}  ld.shared "
           f"{ptx.count('ld.shared')}  {info}")

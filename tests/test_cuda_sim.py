@@ -251,7 +251,7 @@ def test_kernels_compile_to_float32_ptx_without_local_memory(monkeypatch):
     """The real compiler accepts every kernel (no GPU needed), emits no float64 arithmetic, and
     keeps the register-blocked accumulators in registers (no .local arrays in the PTX)."""
 
-    from numba import cuda, types
+    from numba import cuda
     from numba.cuda import dispatcher
 
     from srcnn_np.gpu import kernels
@@ -260,31 +260,29 @@ def test_kernels_compile_to_float32_ptx_without_local_memory(monkeypatch):
         # it compiles a device function (conv_block); give it one, as a GPU would
         monkeypatch.setattr(dispatcher, "get_current_device",
                             lambda: SimpleNamespace(compute_capability=(7, 5)))
-    i64 = types.int64
-    f32 = {n: types.Array(types.float32, n, "C") for n in (1, 2, 3)}
-    taps = (types.Array(types.int64, 2, "C"), f32[2])
-    signatures = {kernels.bicubic_tile: (f32[2], i64, i64, *taps, *taps, i64, i64, f32[3]),
-                  kernels.probe: (f32[1],)}
-    for conv in kernels.CONV_KERNELS:
-        signatures[conv] = (f32[3], f32[1], f32[1], i64, i64, i64, i64, f32[3])
-    for kernel, signature in signatures.items():
+    for name, (kernel, signature) in kernels.SIGNATURES.items():
         ptx, _ = cuda.compile_ptx(kernel.py_func, signature, cc=(7, 5))
-        name = kernel.py_func.__name__
         f64 = [line.strip() for line in ptx.splitlines() if ".f64" in line]
         assert not f64, f"{name} kernel computes in float64: {f64[:5]}"
         local = [line.strip() for line in ptx.splitlines() if ".local" in line]
         assert not local, f"{name} kernel keeps arrays in local memory: {local[:5]}"
 
 
-def test_kernels_are_cached_on_disk():
+def test_kernels_are_cached_on_disk_and_all_prepared():
     """Every kernel is a cache=True dispatcher defined at module level (no closures), so a
-    second process loads it instead of compiling (checkable without a GPU; that nothing is
-    compiled in a second process is checked on a GPU by tools/gpu_check.py)."""
+    second process loads it instead of compiling, and every one is in kernels.SIGNATURES, so
+    cuda_status() compiles or loads it before the GPU counts as usable. (That nothing is
+    compiled in a second process is checked on a GPU by tools/gpu_check.py.)"""
     got = run_isolated(
-        "import json\nfrom srcnn_np.gpu import kernels as k\n"
-        "print(json.dumps({f.py_func.__name__: type(f._cache).__name__\n"
-        "                  for f in (*k.CONV_KERNELS, k.bicubic_tile, k.probe)}))\n")
-    assert got == {name: "CUDACache" for name in ("conv1", "conv2", "conv3", "bicubic_tile", "probe")}, got
+        "import json\nfrom numba.cuda.dispatcher import CUDADispatcher\n"
+        "from srcnn_np.gpu import kernels as k\n"
+        "print(json.dumps(dict(\n"
+        "    caches={name: type(f._cache).__name__ for name, (f, _) in k.SIGNATURES.items()},\n"
+        "    defined=sorted(v.py_func.__name__ for v in vars(k).values()\n"
+        "                   if isinstance(v, CUDADispatcher) and not v.targetoptions.get('device')),\n"
+        "    listed=sorted(f.py_func.__name__ for f, _ in k.SIGNATURES.values()))))\n")
+    assert set(got["caches"].values()) == {"CUDACache"}, got
+    assert got["defined"] == got["listed"] and len(got["listed"]) == 5, got
 
 
 class FakeDispatcher:
@@ -296,9 +294,6 @@ class FakeDispatcher:
         self._cache = SimpleNamespace(load_overload=lambda sig, ctx: "cubin" if cached else None)
         self.targetctx = None
 
-    def typeof_pyval(self, value):
-        return type(value).__name__
-
     def compile(self, argtypes):
         self.compiled.append(argtypes)
         self.overloads[argtypes] = "kernel"
@@ -307,12 +302,12 @@ class FakeDispatcher:
 def test_compile_notice_only_when_the_disk_cache_misses(monkeypatch, capsys):
     monkeypatch.setattr(config, "ENABLE_CUDASIM", False)  # the simulator compiles nothing
     missing, cached = FakeDispatcher(cached=False), FakeDispatcher(cached=True)
-    srcnn_cuda.load_or_compile(missing, "conv2", (1, 2.0))
-    srcnn_cuda.load_or_compile(missing, "conv2", (3, 4.0))  # same types: loaded already
+    srcnn_cuda.load_or_compile(missing, "conv2", ("int64", "float32"))
+    srcnn_cuda.load_or_compile(missing, "conv2", ("int64", "float32"))  # loaded already
     assert capsys.readouterr().err == srcnn_cuda.COMPILE_NOTICE.format("conv2") + "\n"
-    assert missing.compiled == [("int", "float")]
-    srcnn_cuda.load_or_compile(cached, "conv1", (1,))
-    assert capsys.readouterr().err == "" and cached.compiled == [("int",)]
+    assert missing.compiled == [("int64", "float32")]
+    srcnn_cuda.load_or_compile(cached, "conv1", ("int64",))
+    assert capsys.readouterr().err == "" and cached.compiled == [("int64",)]
 
 
 @pytest.fixture

@@ -28,7 +28,7 @@ the same address for the whole block: a broadcast) and does PX x CO FMAs.
 from collections import namedtuple
 
 import numpy as np
-from numba import cuda, float32
+from numba import cuda, float32, types
 
 # K: kernel edge; CIN, COUT: channels; CHUNK: input channels staged in shared memory at a time;
 # CO: output channels per thread; PX: output pixels (columns) per thread; RELU: fused ReLU.
@@ -221,3 +221,18 @@ def probe(out):
     cuda.syncthreads()
     n = cuda.blockDim.x
     out[n - 1 - i] = smem[n - 1 - i]
+
+
+_F32 = {n: types.Array(types.float32, n, "C") for n in (1, 2, 3)}
+_INT = types.int64
+_CONV_ARGS = (_F32[3], _F32[1], _F32[1], _INT, _INT, _INT, _INT, _F32[3])
+# name -> (kernel, argument types as the runner launches it: C-contiguous arrays, int64 scalars);
+# cuda_status() loads or compiles each for exactly these.
+SIGNATURES = {
+    "probe": (probe, (_F32[1],)),
+    "bicubic": (bicubic_tile, (_F32[2], _INT, _INT, types.Array(types.int64, 2, "C"), _F32[2],
+                               types.Array(types.int64, 2, "C"), _F32[2], _INT, _INT, _F32[3])),
+    "conv1": (conv1, _CONV_ARGS),
+    "conv2": (conv2, _CONV_ARGS),
+    "conv3": (conv3, _CONV_ARGS),
+}

@@ -79,15 +79,24 @@ def cuda_status() -> tuple[bool, str]:
     except Exception as e:  # noqa: BLE001 (never raises: any driver failure means unusable)
         return False, f"CUDA is not usable: {one_line(e)}"
     try:
+        prepare_kernels()
         run_probe()
     except Exception as e:  # noqa: BLE001 (a compiler that cannot compile: not usable)
         return False, f"{device} found, but a test kernel failed ({type(e).__name__}: {one_line(e)})"
     return True, device
 
 
+def prepare_kernels() -> None:
+    """Load every kernel of kernels.SIGNATURES from numba's disk cache, or compile it (one line
+    on stderr each): any compile failure shows here, before a GPU is declared usable."""
+    from . import kernels
+
+    for name, (kernel, argtypes) in kernels.SIGNATURES.items():
+        load_or_compile(kernel, name, argtypes)
+
+
 def run_probe() -> None:
-    """Compile (or load from the disk cache) and run kernels.probe; raise unless it computed
-    2 i + 1 in every lane."""
+    """Run kernels.probe; raise unless it computed 2 i + 1 in every lane."""
     from numba import cuda
 
     from . import kernels
@@ -110,21 +119,22 @@ def require_cuda() -> None:
 
 
 def launch(kernel, name: str, grid, block, stream, shared: int, *args) -> None:
-    """kernel[grid, block, stream, shared](*args), loading the kernel for these argument types
-    from numba's disk cache first, or compiling it after one line on stderr (COMPILE_NOTICE)."""
-    load_or_compile(kernel, name, args)
+    """kernel[grid, block, stream, shared](*args), after load_or_compile for these argument types
+    (prepare_kernels has done that for the types the runner uses: then it only checks)."""
+    from numba.core import config
+
+    if not config.ENABLE_CUDASIM:  # the simulator compiles nothing
+        load_or_compile(kernel, name, tuple(kernel.typeof_pyval(a) for a in args))
     kernel[grid, block, stream, shared](*args)
 
 
-def load_or_compile(kernel, name: str, args) -> None:
-    """Make `kernel` ready for `args`' types: from this process, numba's disk cache, or a compile
-    announced on stderr. The simulator compiles nothing."""
+def load_or_compile(kernel, name: str, argtypes: tuple) -> None:
+    """Make `kernel` (a numba CUDA dispatcher) ready for `argtypes`: already in this process,
+    loaded from numba's disk cache, or compiled after one line on stderr (COMPILE_NOTICE).
+    The simulator compiles nothing."""
     from numba.core import config
 
-    if config.ENABLE_CUDASIM:
-        return
-    argtypes = tuple(kernel.typeof_pyval(a) for a in args)
-    if argtypes in kernel.overloads:
+    if config.ENABLE_CUDASIM or argtypes in kernel.overloads:
         return
     try:  # the lookup numba's compile() starts with, done first to know whether it compiles
         cached = kernel._cache.load_overload(argtypes, kernel.targetctx)
