@@ -195,13 +195,16 @@ def configure_threads(threads: int | None) -> None:
 
 
 def check_device(device: str) -> None:
-    """--device cuda without a usable GPU is a usage error (exit 2), found before any work."""
-    if device == "cuda":
+    """--device cuda without a usable GPU is a usage error (exit 2), found before any work;
+    --device auto without one runs on the CPU and says so in one line on stderr."""
+    if device in ("cuda", "auto"):
         from .gpu.runner import cuda_status
 
         usable, reason = cuda_status()
-        if not usable:
+        if not usable and device == "cuda":
             raise UsageError(f"--device cuda: CUDA device not usable: {reason}")
+        if not usable:
+            print(f"{PROG}: --device auto: running on the CPU (CUDA not usable: {reason})", file=sys.stderr)
 
 
 def expand_inputs(inputs: list[str], failures: list[str]) -> list[str]:
