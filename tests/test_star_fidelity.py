@@ -5,6 +5,7 @@ The regression tests pin measured figures of the shipped x2 weights on two small
 they fail when a change makes flux or centroid errors worse than pinned by more than the stated
 margin; an improvement passes, and the pins can then be lowered).
 """
+import json
 import sys
 
 import numpy as np
@@ -190,3 +191,31 @@ def test_missing_photutils_gives_the_install_hint(monkeypatch, capsys):
     assert main(["evaluate", "--stars", "--size", "32"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and 'pip install "srcnn_np[science]"' in err, err
+
+
+def test_evaluate_stars_json_end_to_end(monkeypatch, tmp_path, capsys, star_eval):
+    """The CLI path on one small synthetic field and one real image (the suite's five fields
+    take a minute): every variant is reported, for both, with figures in range."""
+    from PIL import Image
+
+    from srcnn_np.cli import main
+
+    monkeypatch.setattr(star_eval, "standard_star_fields",
+                        lambda scale, size, seed: [syn.star_field("small", 48, scale, seed, n_stars=9)])
+    field = syn.star_field(size=48, scale=2, seed=8, n_stars=9)  # a 96 x 96 "press image" of stars:
+    noisy = field.truth + np.random.default_rng(0).normal(0, 2 * field.sky_sigma, field.truth.shape)
+    photo = syn.asinh_stretch(noisy / noisy.max(), softening=0.01)  # noisy, stretched, 8-bit
+    (tmp_path / "hr").mkdir()
+    Image.fromarray((photo * 255).round().astype(np.uint8)).save(tmp_path / "hr" / "stars.png")
+    assert main(["evaluate", "--stars", "--size", "48", "--hr", str(tmp_path / "hr"), "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["fields"] == ["small"] and out["real_fields"] == ["stars.png"]
+    expected = {"native"} | {star_eval.variant_name(m, f, st) for m in ("bicubic", "lanczos", "srcnn-general", "srcnn-astro")
+                             for f in (False, True) for st in ("linear", "asinh")}
+    for part in ("synthetic", "real"):
+        assert set(out[part]) == expected
+        by_snr = out[part]["bicubic +flux"]["by_snr"]
+        bright = [v for k, v in by_snr.items() if float(k) >= 30]
+        assert bright, (part, by_snr)
+        for level in bright:  # a few stars per level: loose bounds, the pinned tests are the tight ones
+            assert 0.8 < level["flux_median"] < 1.2 and level["centroid_scatter"] < 0.3, (part, level)
