@@ -5,6 +5,8 @@ For every ground truth in --hr DIR:
     lr  make_lr(hr, scale): antialiased bicubic downscale (Pillow, float 'F' mode, per channel)
     bicubic baseline: srcnn_np.model.bicubic per channel; model: srcnn_np.upscale(mode="y")
     scores on the BT.601 Y channel with a `scale`-pixel border crop.
+With --stars it runs the science-fidelity evaluation instead (srcnn_np.star_eval: photutils
+photometry and astrometry of star fields, the [science] extra).
 Torch-free: NumPy, Numba and Pillow only. reference/data.py builds training inputs with the same
 make_lr, so the model is trained on exactly the degradation it is evaluated on.
 """

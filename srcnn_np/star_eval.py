@@ -20,8 +20,9 @@ noiseless truth, so a perfect method with no noise scores exactly 1 and 0:
     FWHM ratio       photutils' moment FWHM / the truth's, stars of S/N >= 100
     false            DAOStarFinder detections (5 sigma) farther than MATCH_FWHM x FWHM from every star
     lost             stars DAOStarFinder finds in the native image but not in the variant
-    noise            residual (variant - truth) standard deviation off the stars, over the native
-                     image's, and its correlation between pixels one low-resolution pixel apart
+    noise            residual (variant - truth) standard deviation on star-free sky, over the
+                     native image's; its correlation between pixels one low-resolution pixel apart;
+                     its median (sky bias); its standard deviation over the outer EDGE pixels (edge)
 
 photutils (and astropy) are an optional extra: pip install "srcnn_np[science]".
 """
@@ -33,7 +34,7 @@ import numpy as np
 from PIL import Image
 
 from .model import bicubic, resolve_weights, upscale
-from .science import block_mean, block_repeat, upscale_science
+from .science import STRETCHES, block_mean, block_repeat, upscale_science
 from .synthetic import SNR_LEVELS, StarField, standard_star_fields
 from .weights import load_weights
 
@@ -46,7 +47,6 @@ MATCH_FWHM = 1.0  # a detection within this many FWHM (at least 1 low-res pixel)
 DETECT_SIGMA = 5.0
 SKY_MARGIN = 4  # low-res pixels between a star (or the image edge) and the sky pixels measured
 EDGE = 2  # edge_noise: residual sigma over the outer EDGE low-res pixels, stars and all
-STRETCHES = ("linear", "asinh")
 
 
 def require_photutils():
@@ -72,14 +72,14 @@ def methods(scale: int, weights=None) -> dict:
     """name -> upscaler ((H, W) float32 in [0, 1] -> (sH, sW) float32): the interpolators
     unclipped, as scipy or reproject give them; SRCNN exactly as `srcnn-np upscale` runs it
     (clipped to [0, 1]). weights: an extra weights file, evaluated as "srcnn-custom"."""
-    found = {"bicubic": lambda p: bicubic(p, scale), "lanczos": lambda p: lanczos(p, scale)}
+    upscalers = {"bicubic": lambda p: bicubic(p, scale), "lanczos": lambda p: lanczos(p, scale)}
     nets = {"srcnn-general": resolve_weights(load_weights(scale=scale, model="general")),
             "srcnn-astro": resolve_weights(load_weights(scale=scale, model="astro"))}
     if weights is not None:
         nets["srcnn-custom"] = resolve_weights(weights, scale)
     for name, kw in nets.items():
-        found[name] = lambda p, kw=kw: upscale(p, kw, scale=scale)
-    return found
+        upscalers[name] = lambda p, kw=kw: upscale(p, kw, scale=scale)
+    return upscalers
 
 
 def variant_name(method: str, conserve_flux: bool, stretch: str) -> str:
@@ -119,11 +119,14 @@ class Meter:
         return Photometry(np.asarray(stats.sum) * pixel_area, np.asarray(stats.y_centroid),
                           np.asarray(stats.x_centroid), np.asarray(getattr(wide.fwhm, "value", wide.fwhm)))
 
-    def detect(self, image, fwhm) -> tuple:
-        """DAOStarFinder at DETECT_SIGMA x the background RMS (Background2D, ~8 FWHM boxes):
-        (y, x) (k,) arrays of detections."""
+    def background(self, image, fwhm):
+        """photutils Background2D of (H, W) `image` in boxes of ~8 FWHM (at least 3 a side)."""
         box = int(max(8, min(8 * fwhm, min(image.shape) // 3)))
-        bkg = self.Background2D(image, box, exclude_percentile=50.0)  # crowded fields clip many pixels
+        return self.Background2D(image, box, exclude_percentile=50.0)  # crowded fields clip many pixels
+
+    def detect(self, image, fwhm) -> tuple:
+        """DAOStarFinder at DETECT_SIGMA x the background RMS: (y, x) (k,) arrays of detections."""
+        bkg = self.background(image, fwhm)
         finder = self.DAOStarFinder(DETECT_SIGMA * bkg.background_rms_median, fwhm)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # "no sources found" is a result, not a problem
@@ -235,8 +238,7 @@ def real_field(name: str, image: np.ndarray, scale: int, meter: Meter, fwhm: flo
     truth = np.asarray(image, dtype=np.float64)[: image.shape[0] // s * s, : image.shape[1] // s * s]
     observed = block_mean(truth, s)
     y, x = meter.detect(truth, fwhm * s)
-    box = int(max(8, min(8 * fwhm, min(observed.shape) // 3)))
-    sigma = float(meter.Background2D(observed, box, exclude_percentile=50.0).background_rms_median)
+    sigma = float(meter.background(observed, fwhm).background_rms_median)
     flux = meter.photometry(truth, y, x, fwhm * s, 1.0 / s ** 2).flux
     snr = flux / (sigma * np.sqrt(np.pi * fwhm ** 2))
     keep = np.isfinite(flux) & (flux > 0)
