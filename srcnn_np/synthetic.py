@@ -10,6 +10,9 @@
 
 Linear intensities are in units of the full display range before the stretch. Used by the tests
 and as extra fine-tuning data (reference/train.py).
+
+star_field / standard_star_fields: star fields with a known truth at two resolutions, in electrons,
+for the science-fidelity evaluation (srcnn_np.star_eval, `evaluate --stars`).
 """
 from dataclasses import dataclass
 
@@ -221,8 +224,8 @@ def star_field(name="field", size=96, scale=2, seed=0, *, psf="moffat", fwhm=2.5
 
     Stars take the S/N levels in turn (snr_levels) at sub-pixel positions; fwhm is in
     low-resolution pixels. nebula: peak of a smooth nebular background (diffuse_field) in units of
-    the sky level. n_saturated: extra stars 30x brighter than the brightest level, with the full
-    well set at twice the peak of the brightest other star, so exactly those saturate.
+    the sky level. n_saturated: extra stars 30x brighter than the brightest level; the full well is
+    twice the brightest pixel the other stars and the background reach, so exactly those saturate.
     """
     rng = np.random.default_rng(seed)
     s = scale
@@ -235,18 +238,19 @@ def star_field(name="field", size=96, scale=2, seed=0, *, psf="moffat", fwhm=2.5
     flux[n_stars:] = 30.0 * flux_for_snr(max(snr_levels), np.pi * fwhm ** 2, sky + read_noise ** 2)
     y, x = s * y_lr + (s - 1) / 2.0, s * x_lr + (s - 1) / 2.0
     radius = int(np.ceil((8.0 if psf == "moffat" else 3.0) * fwhm * s))
-    # surface units: a star's high-resolution pixels sum to flux * s^2 (its block means sum to flux)
-    stars = render_point_sources(s * size, s * size, y, x, flux[:, None] * s * s, fwhm * s, psf,
-                                 beta, radius)[:, :, 0]
+
+    def render(which):  # surface units: a star's high-res pixels sum to flux * s^2, its block means to flux
+        return render_point_sources(s * size, s * size, y[which], x[which], flux[which, None] * s * s,
+                                    fwhm * s, psf, beta, radius)[:, :, 0]
+
+    unsaturated = render(slice(0, n_stars))
+    stars = unsaturated + render(slice(n_stars, None))
     background = np.full_like(stars, sky)
     if nebula > 0:
         background += nebula * sky * diffuse_field(s * size, s * size, rng, slope=4.0)
     truth = stars + background
     expected = truth.reshape(size, s, size, s).mean(axis=(1, 3))
     observed = rng.poisson(expected).astype(np.float64) + rng.normal(0.0, read_noise, expected.shape)
-    unsaturated = stars if not n_saturated else render_point_sources(
-        s * size, s * size, y[:n_stars], x[:n_stars], flux[:n_stars, None] * s * s, fwhm * s, psf,
-        beta, radius)[:, :, 0]
     full_well = 2.0 * (unsaturated.reshape(size, s, size, s).mean(axis=(1, 3)).max() + background.max())
     observed = np.minimum(observed, full_well)
     iy, ix = np.clip(np.round(y_lr).astype(int), 0, size - 1), np.clip(np.round(x_lr).astype(int), 0, size - 1)
