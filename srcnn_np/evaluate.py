@@ -5,6 +5,8 @@ For every ground truth in --hr DIR:
     lr  make_lr(hr, scale): antialiased bicubic downscale (Pillow, float 'F' mode, per channel)
     bicubic baseline: srcnn_np.model.bicubic per channel; model: srcnn_np.upscale(mode="y")
     scores on the BT.601 Y channel with a `scale`-pixel border crop.
+With --stars it runs the science-fidelity evaluation instead (srcnn_np.star_eval: photutils
+photometry and astrometry of star fields, the [science] extra).
 Torch-free: NumPy, Numba and Pillow only. reference/data.py builds training inputs with the same
 make_lr, so the model is trained on exactly the degradation it is evaluated on.
 """
@@ -89,11 +91,19 @@ def evaluate_image(hr: np.ndarray, kernel_weights, scale: int) -> dict:
     }
 
 
-def evaluate_dir(hr_dir, kernel_weights, scale: int) -> dict:
-    """Evaluate every image in hr_dir: {'images': [{'name', scores...}], 'mean': {...}}."""
+def image_files(hr_dir) -> list:
+    """The image files in hr_dir, sorted; ValueError when it is not a directory or has none."""
+    if not Path(hr_dir).is_dir():
+        raise ValueError(f"{hr_dir}: not a directory")
     files = sorted(p for p in Path(hr_dir).iterdir() if p.suffix.lower() in EXTENSIONS)
     if not files:
         raise ValueError(f"{hr_dir}: no images ({', '.join(EXTENSIONS)})")
+    return files
+
+
+def evaluate_dir(hr_dir, kernel_weights, scale: int) -> dict:
+    """Evaluate every image in hr_dir: {'images': [{'name', scores...}], 'mean': {...}}."""
+    files = image_files(hr_dir)
     rows = [{"name": p.name, **evaluate_image(load_rgb(p), kernel_weights, scale)} for p in files]
     keys = [k for k in rows[0] if k != "name"]
     mean = {k: float(np.mean([r[k] for r in rows])) for k in keys}
@@ -103,12 +113,22 @@ def evaluate_dir(hr_dir, kernel_weights, scale: int) -> dict:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--hr", required=True, metavar="DIR", help="directory of ground-truth images")
+    parser.add_argument("--hr", metavar="DIR", help="directory of ground-truth images (required without --stars; "
+                        "with --stars, real images to add to the synthetic star fields)")
     parser.add_argument("--scale", type=int, default=2, choices=SUPPORTED_SCALES)
     parser.add_argument("--weights", metavar="NPZ", help="weights file (default: shipped --model weights)")
     parser.add_argument("--model", default="astro", choices=MODELS,
                         help="which shipped weights to use when --weights is not given")
     parser.add_argument("--json", action="store_true", help="print the results as JSON")
+    stars = parser.add_argument_group("science fidelity (--stars; pip install \"srcnn_np[science]\")")
+    stars.add_argument("--stars", action="store_true",
+                       help="photometry and astrometry with photutils on synthetic star fields (and --hr "
+                       "images): flux ratio, centroid error, FWHM, false and lost detections, sky noise, "
+                       "for bicubic, Lanczos and SRCNN with and without --conserve-flux, linear and asinh")
+    stars.add_argument("--size", type=int, default=96, help="side of each synthetic field in low-res pixels (default 96)")
+    stars.add_argument("--seed", type=int, default=0, help="random seed of the synthetic fields (default 0)")
+    stars.add_argument("--hdf", action="store_true",
+                       help="add scikit-image's Hubble Deep Field as a real image (needs scikit-image)")
 
 
 def format_table(result: dict, scale: int, source: str) -> str:
@@ -122,12 +142,53 @@ def format_table(result: dict, scale: int, source: str) -> str:
     return "\n".join(lines)
 
 
+def hubble_deep_field() -> np.ndarray:
+    """scikit-image's Hubble Deep Field as (H, W) float32 luminance in [0, 1]."""
+    try:
+        from skimage.data import hubble_deep_field as load
+    except ImportError as e:
+        raise ImportError("--hdf needs scikit-image: pip install scikit-image") from e
+    return luminance(to_float01(load()))
+
+
+def finite_or_none(value):
+    """JSON-ready copy of nested dicts/lists of numbers: NaN becomes None (JSON has no NaN)."""
+    if isinstance(value, dict):
+        return {k: finite_or_none(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [finite_or_none(v) for v in value]
+    if isinstance(value, float) and not np.isfinite(value):
+        return None
+    return value
+
+
+def run_stars(args) -> int:
+    """`evaluate --stars`: the science-fidelity suite (srcnn_np.star_eval); returns the exit status."""
+    try:
+        from . import star_eval
+
+        real = [(p.name, luminance(load_rgb(p))) for p in image_files(args.hr)] if args.hr else []
+        if args.hdf:
+            real.append(("hubble_deep_field", hubble_deep_field()))
+        if args.size < 32:
+            raise ValueError(f"--size {args.size}: fields need at least 32 low-res pixels a side")
+        result = star_eval.run_suite(args.scale, size=args.size, seed=args.seed, real_images=real,
+                                     weights=args.weights, log=None if args.json else star_eval.log_stderr)
+    except (ImportError, WeightsError, ValueError, OSError) as e:
+        print(f"srcnn-np evaluate: error: {e}", file=sys.stderr)
+        return 2
+    print(json.dumps(finite_or_none(result), indent=2) if args.json else star_eval.format_results(result))
+    return 0
+
+
 def run(args) -> int:
     """Run the evaluation for parsed `args` (see add_arguments); returns the exit status."""
+    if args.stars:
+        return run_stars(args)
     try:
+        if not args.hr:
+            raise ValueError("--hr DIR is required (or --stars for the science-fidelity evaluation)")
         weights = load_weights(args.weights, scale=args.scale, model=args.model)
-        if not Path(args.hr).is_dir():
-            raise ValueError(f"{args.hr}: not a directory")
         result = evaluate_dir(args.hr, resolve_weights(weights), args.scale)
     except (WeightsError, ValueError, OSError) as e:
         print(f"srcnn-np evaluate: error: {e}", file=sys.stderr)

@@ -10,6 +10,9 @@
 
 Linear intensities are in units of the full display range before the stretch. Used by the tests
 and as extra fine-tuning data (reference/train.py).
+
+star_field / standard_star_fields: star fields with a known truth at two resolutions, in electrons,
+for the science-fidelity evaluation (srcnn_np.star_eval, `evaluate --stars`).
 """
 from dataclasses import dataclass
 
@@ -42,25 +45,50 @@ def star_catalog(height, width, rng, n_stars, flux_min=0.05, flux_index=1.5) -> 
     return StarCatalog(y, x, flux, colour)
 
 
+PSFS = ("gaussian", "moffat")
+GAUSSIAN_SIGMA_PER_FWHM = 1.0 / (2.0 * np.sqrt(2.0 * np.log(2.0)))
+
+
+def psf_profile(r2: np.ndarray, fwhm: float, psf: str = "moffat", beta: float = 3.0) -> np.ndarray:
+    """Unnormalised circular PSF at squared radii r2 (pixels^2): 1 at the centre, FWHM `fwhm` pixels.
+
+    psf: "gaussian" exp(-r^2 / 2 sigma^2), or "moffat" (1 + r^2 / alpha^2)^-beta.
+    """
+    if psf == "gaussian":
+        return np.exp(-r2 / (2.0 * (fwhm * GAUSSIAN_SIGMA_PER_FWHM) ** 2))
+    if psf == "moffat":
+        return (1.0 + r2 / moffat_alpha(fwhm, beta) ** 2) ** (-beta)
+    raise ValueError(f"psf must be one of {PSFS}, got {psf!r}")
+
+
+def render_point_sources(height, width, y, x, amplitude, fwhm, psf="moffat", beta=3.0,
+                         radius=12) -> np.ndarray:
+    """Point sources -> (H, W, C) float64: source i at pixel centre (y[i], x[i]) carries the
+    total amplitude[i] ((n, C)) in channel c, spread by the PSF over a (2*radius+1)^2 stamp
+    (the profile is sampled at pixel centres and normalised to sum to 1 on the stamp).
+    """
+    amplitude = np.asarray(amplitude, dtype=np.float64)
+    out = np.zeros((height, width, amplitude.shape[1]))
+    offsets = np.arange(-radius, radius + 1)
+    for yc, xc, a in zip(y, x, amplitude):
+        cy, cx = round(yc), round(xc)
+        ys, xs = cy + offsets, cx + offsets
+        stamp = psf_profile((ys[:, None] - yc) ** 2 + (xs[None, :] - xc) ** 2, fwhm, psf, beta)
+        stamp /= stamp.sum()
+        y0, y1 = max(ys[0], 0), min(ys[-1] + 1, height)
+        x0, x1 = max(xs[0], 0), min(xs[-1] + 1, width)
+        if y0 < y1 and x0 < x1:
+            out[y0:y1, x0:x1] += stamp[y0 - ys[0]:y1 - ys[0], x0 - xs[0]:x1 - xs[0], None] * a
+    return out
+
+
 def render_stars(height, width, catalog: StarCatalog, fwhm=2.5, beta=3.0, radius=12) -> np.ndarray:
     """Stars as Moffat profiles -> (H, W, 3) float64 linear intensity.
 
     Each profile is evaluated on a (2*radius+1)^2 stamp and normalised to its flux there.
     """
-    out = np.zeros((height, width, 3))
-    alpha = moffat_alpha(fwhm, beta)
-    offsets = np.arange(-radius, radius + 1)
-    for y, x, f, c in zip(catalog.y, catalog.x, catalog.flux, catalog.colour):
-        cy, cx = round(y), round(x)
-        ys, xs = cy + offsets, cx + offsets
-        r2 = (ys[:, None] - y) ** 2 + (xs[None, :] - x) ** 2
-        stamp = (1.0 + r2 / alpha ** 2) ** (-beta)
-        stamp *= f / stamp.sum()
-        y0, y1 = max(ys[0], 0), min(ys[-1] + 1, height)
-        x0, x1 = max(xs[0], 0), min(xs[-1] + 1, width)
-        if y0 < y1 and x0 < x1:
-            out[y0:y1, x0:x1] += stamp[y0 - ys[0]:y1 - ys[0], x0 - xs[0]:x1 - xs[0], None] * c
-    return out
+    return render_point_sources(height, width, catalog.y, catalog.x,
+                                catalog.flux[:, None] * catalog.colour, fwhm, "moffat", beta, radius)
 
 
 def sersic(height, width, y, x, r_eff, n, ellipticity, angle, peak) -> np.ndarray:
@@ -127,3 +155,119 @@ def synthetic_sky(height, width, seed=0, *, star_density=1 / 200, flux_min=0.05,
     image = asinh_stretch(noisy) if stretch else np.clip(noisy, 0.0, 1.0)
     image = image.astype(np.float32)
     return (image, catalog) if return_catalog else image
+
+
+# ---------------------------------------------------------------------------------------------
+# Star fields with known truth, for the science-fidelity evaluation (srcnn_np.star_eval)
+
+SNR_LEVELS = (5.0, 10.0, 30.0, 100.0, 300.0, 1000.0)
+
+
+@dataclass(frozen=True)
+class StarField:
+    """A star field at two resolutions, in electrons per low-resolution pixel area (surface units).
+
+    truth     (s*H, s*W) float64 noiseless high-resolution image: stars + sky + nebula
+    stars     (s*H, s*W) float64 the stars alone
+    observed  (H, W) float64 what the detector records: the s x s block mean of `truth`, Poisson
+              and Gaussian read noise, clipped at `full_well` (saturation)
+    y, x      (n,) float64 star centres in high-resolution pixel coordinates; low-resolution pixel
+              i covers high-resolution pixels s*i .. s*i + s - 1, so x_lr = (x - (s - 1) / 2) / s
+    flux      (n,) float64 total electrons; snr (n,) float64 the design S/N of each star in a
+              radius-FWHM aperture; saturated (n,) bool stars with a pixel at full well
+    fwhm      PSF FWHM in low-resolution pixels; sky_sigma the sky's per-pixel noise (electrons)
+    """
+
+    name: str
+    scale: int
+    truth: np.ndarray
+    stars: np.ndarray
+    observed: np.ndarray
+    y: np.ndarray
+    x: np.ndarray
+    flux: np.ndarray
+    snr: np.ndarray
+    saturated: np.ndarray
+    fwhm: float
+    sky_sigma: float
+    full_well: float
+
+
+def flux_for_snr(snr, n_pixels, background_variance):
+    """Total electrons a star needs for `snr` in an aperture of n_pixels with the given per-pixel
+    background variance (electrons^2): snr = F / sqrt(F + n_pixels * variance), solved for F."""
+    snr = np.asarray(snr, dtype=np.float64)
+    b = n_pixels * background_variance
+    return 0.5 * (snr ** 2 + np.sqrt(snr ** 4 + 4.0 * snr ** 2 * b))
+
+
+def star_positions(size, n, rng, layout, margin):
+    """(y, x) of n stars in low-resolution pixel coordinates in a size x size field: "grid" places
+    them on a jittered square grid (isolated stars), "random" uniformly (crowding and blends)."""
+    if layout == "random":
+        return rng.uniform(margin, size - 1 - margin, n), rng.uniform(margin, size - 1 - margin, n)
+    if layout != "grid":
+        raise ValueError(f"layout must be 'grid' or 'random', got {layout!r}")
+    side = int(np.ceil(np.sqrt(n)))
+    step = (size - 2 * margin) / side
+    cells = rng.permutation(side * side)[:n]
+    jitter = rng.uniform(-0.2, 0.2, (2, n)) * step
+    y = margin + (cells // side + 0.5) * step + jitter[0]
+    x = margin + (cells % side + 0.5) * step + jitter[1]
+    return y, x
+
+
+def star_field(name="field", size=96, scale=2, seed=0, *, psf="moffat", fwhm=2.5, beta=2.5,
+               n_stars=36, layout="grid", snr_levels=SNR_LEVELS, sky=100.0, read_noise=5.0,
+               nebula=0.0, n_saturated=0) -> StarField:
+    """A size x size low-resolution star field and its scale x finer truth, fixed by `seed`.
+
+    Stars take the S/N levels in turn (snr_levels) at sub-pixel positions; fwhm is in
+    low-resolution pixels. nebula: peak of a smooth nebular background (diffuse_field) in units of
+    the sky level. n_saturated: extra stars 30x brighter than the brightest level; the full well is
+    twice the brightest pixel the other stars and the background reach, so exactly those saturate.
+    """
+    rng = np.random.default_rng(seed)
+    s = scale
+    margin = 2.0 * fwhm + 2.0
+    y_lr, x_lr = star_positions(size, n_stars + n_saturated, rng, layout, margin)
+    snr = np.resize(np.asarray(snr_levels, dtype=np.float64), n_stars)
+    rng.shuffle(snr)
+    snr = np.concatenate([snr, np.full(n_saturated, np.nan)])
+    flux = flux_for_snr(snr, np.pi * fwhm ** 2, sky + read_noise ** 2)
+    flux[n_stars:] = 30.0 * flux_for_snr(max(snr_levels), np.pi * fwhm ** 2, sky + read_noise ** 2)
+    y, x = s * y_lr + (s - 1) / 2.0, s * x_lr + (s - 1) / 2.0
+    radius = int(np.ceil((8.0 if psf == "moffat" else 3.0) * fwhm * s))
+
+    def render(which):  # surface units: a star's high-res pixels sum to flux * s^2, its block means to flux
+        return render_point_sources(s * size, s * size, y[which], x[which], flux[which, None] * s * s,
+                                    fwhm * s, psf, beta, radius)[:, :, 0]
+
+    unsaturated = render(slice(0, n_stars))
+    stars = unsaturated + render(slice(n_stars, None))
+    background = np.full_like(stars, sky)
+    if nebula > 0:
+        background += nebula * sky * diffuse_field(s * size, s * size, rng, slope=4.0)
+    truth = stars + background
+    expected = truth.reshape(size, s, size, s).mean(axis=(1, 3))
+    observed = rng.poisson(expected).astype(np.float64) + rng.normal(0.0, read_noise, expected.shape)
+    full_well = 2.0 * (unsaturated.reshape(size, s, size, s).mean(axis=(1, 3)).max() + background.max())
+    observed = np.minimum(observed, full_well)
+    iy, ix = np.clip(np.round(y_lr).astype(int), 0, size - 1), np.clip(np.round(x_lr).astype(int), 0, size - 1)
+    saturated = observed[iy, ix] >= full_well
+    return StarField(name, s, truth, stars, observed, y, x, flux, snr, saturated, float(fwhm),
+                     float(np.sqrt(sky + read_noise ** 2)), float(full_well))
+
+
+def standard_star_fields(scale=2, size=96, seed=0) -> list:
+    """The evaluation suite: FWHM 1.5 to 4 low-resolution pixels, Gaussian and Moffat PSFs,
+    S/N 5 to 1000, sparse and crowded, saturated stars on a smooth nebula."""
+    return [
+        star_field("sparse gaussian fwhm 1.5", size, scale, seed, psf="gaussian", fwhm=1.5),
+        star_field("sparse moffat fwhm 2.5", size, scale, seed + 1, psf="moffat", fwhm=2.5),
+        star_field("sparse gaussian fwhm 4", size, scale, seed + 2, psf="gaussian", fwhm=4.0, n_stars=25),
+        star_field("crowded moffat fwhm 2", size, scale, seed + 3, psf="moffat", fwhm=2.0,
+                   n_stars=size * size // 60, layout="random"),
+        star_field("saturated on nebula, moffat fwhm 2.5", size, scale, seed + 4, psf="moffat",
+                   fwhm=2.5, n_stars=30, nebula=20.0, n_saturated=4),
+    ]

@@ -115,6 +115,9 @@ def test_metrics_known_values():
     (["--hr", "NOPE"], "not a directory"),
     (["--hr", "EMPTY"], "no images"),
     (["--hr", "HR", "--weights", "missing.npz"], "missing.npz"),
+    ([], "--hr DIR is required"),
+    (["--stars", "--hr", "NOPE"], "not a directory"),
+    (["--stars", "--size", "8"], "--size 8"),
 ])
 def test_errors_are_one_line(argv, message, hr_dir, weights_file, tmp_path, capsys):
     (tmp_path / "empty").mkdir()
@@ -144,3 +147,11 @@ def test_make_comparison_writes_four_panels_and_never_overwrites(hr_dir, weights
     before = out.read_bytes()
     assert make_comparison.main(argv) == 2
     assert "exists" in capsys.readouterr().err and out.read_bytes() == before
+
+
+def test_json_has_no_nan():
+    """evaluate --stars --json: figures that do not exist (no sky in a crowded field) are null."""
+    nested = {"a": float("nan"), "b": [1.0, float("inf")], "c": {"d": 2}}
+    assert evaluate.finite_or_none(nested) == {"a": None, "b": [1.0, None], "c": {"d": 2}}
+    json.loads(json.dumps(evaluate.finite_or_none(nested)), parse_constant=lambda c: pytest.fail(c))
+
