@@ -385,16 +385,24 @@ def compute(collection, *, client=None, progress: bool = False, label: str = "up
     Here, dask runs one task per core (each block's kernels single-threaded), which keeps every
     core busy through reads and writes too. progress: a bar on stderr when it is a terminal
     (srcnn_np.progress here, counting tasks; distributed's own on a cluster).
+    Interrupted (Ctrl-C, SIGTERM), it returns only once no task runs any more here (on a cluster:
+    once the tasks are cancelled), so the caller can remove what they were writing into.
     """
     import dask
 
     if client is not None:
         future = client.compute(collection)
-        if progress:
-            from distributed import progress as cluster_progress
+        try:
+            if progress:
+                from distributed import progress as cluster_progress
 
-            cluster_progress(future)
-        return future.result()
+                cluster_progress(future)
+            return future.result()
+        except BaseException:
+            client.cancel(future)
+            raise
+    from concurrent.futures import ThreadPoolExecutor
+
     from dask.callbacks import Callback
 
     bar = None
@@ -403,8 +411,14 @@ def compute(collection, *, client=None, progress: bool = False, label: str = "up
         nonlocal bar
         bar = Progress(len(dsk), label, enabled=None if progress else False)
 
-    with Callback(start=start, posttask=lambda *_: bar.update()):
-        result = dask.compute(collection, scheduler="threads")[0]
+    # a pool of our own: dask's shared one would run on after an interruption, tasks writing
+    # into a Zarr store that write_zarr is removing
+    pool = ThreadPoolExecutor(os.cpu_count() or 1)
+    try:
+        with Callback(start=start, posttask=lambda *_: bar.update()):
+            result = dask.compute(collection, scheduler="threads", pool=pool)[0]
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
     if bar is not None:
         bar.close()
     return result
