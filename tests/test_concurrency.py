@@ -63,7 +63,6 @@ def run_python(script, *args, env=None, timeout=600):
                           text=True, timeout=timeout, env={**os.environ, "PYTHONPATH": REPO, **(env or {})})
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize("layer", ["default", "workqueue"])
 def test_upscale_from_several_threads_equals_sequential(layer):
     done = run_python(THREADS_SCRIPT, env={"NUMBA_THREADING_LAYER": layer})
