@@ -21,7 +21,6 @@ import argparse
 import io
 import os
 import random
-import signal
 import subprocess
 import sys
 import time
