@@ -449,9 +449,23 @@ def run_out_of_core(args, kw) -> int:
     return EXIT_OK
 
 
+def clear_stale_temps(jobs: list[Job], before: float, quiet: bool) -> None:
+    """Remove the hidden temp files an interrupted run left beside these jobs' outputs (see
+    srcnn_np.io.atomic.remove_stale_temps), modified before `before`; say so on stderr."""
+    from .io.atomic import remove_stale_temps
+
+    removed, failed = remove_stale_temps([job.target for job in jobs], before)
+    if removed and not quiet:
+        print(f"{PROG}: removed {len(removed)} temp file(s) that an interrupted run left beside the outputs",
+              file=sys.stderr)
+    for line in failed:
+        print(f"{PROG}: warning: cannot remove the stale temp file {line}", file=sys.stderr)
+
+
 def run_upscale(args) -> int:
     from .model import resolve_weights
 
+    started = time.time()
     configure_threads(args.threads)
     check_device(args.device)
     if args.tile is not None and args.tile < 1:
@@ -466,6 +480,7 @@ def run_upscale(args) -> int:
         return run_out_of_core(args, kw)
     failures: list[str] = []
     jobs = plan_jobs(args, failures)
+    clear_stale_temps(jobs, started, args.quiet)
     bar = Progress(len(jobs), "upscale", enabled=False if args.quiet or len(jobs) < 2 else None)
     done = skipped = 0
     todo = []
@@ -491,6 +506,8 @@ def run_upscale(args) -> int:
                     args.quiet = True
         bar.update()
     bar.close()
+    if args.scheduler:  # every task has ended: a temp file left now is a killed worker's
+        clear_stale_temps(todo, time.time(), args.quiet)
     if len(failures) == 1 and not done and not skipped:
         print(f"{PROG}: error: {failures[0]}", file=sys.stderr)
         return EXIT_FAILED

@@ -38,6 +38,7 @@ import math
 import os
 import shutil
 import tempfile
+import time
 from contextlib import contextmanager
 
 import numpy as np
@@ -45,6 +46,7 @@ import numpy as np
 from . import model
 from .geometry import HALO
 from .errors import one_line
+from .io.atomic import remove_stale_temps
 from .progress import Progress
 from .science import FILL_ROUNDS, BlankImageError, upscale_plane
 
@@ -298,16 +300,17 @@ def is_zarr(path) -> bool:
     return os.fspath(path).rstrip("/\\").lower().endswith(".zarr")
 
 
-def open_array(path, hdu=None, chunk: int = INPUT_CHUNK):
+def open_array(path, hdu=None, chunk: int | None = None):
     """A Zarr array or a FITS image HDU as a lazy dask.array, and its FITS header (None for Zarr).
 
     Zarr: the array at `path`, read in chunks that are whole multiples of its stored chunks, at
-    least `chunk` pixels a side. FITS: the HDU chosen as in srcnn_np.io.fits_io.read_fits, in
+    least `chunk` (default INPUT_CHUNK) pixels a side. FITS: the HDU chosen as in srcnn_np.io.fits_io.read_fits, in
     chunk x chunk sections. Nothing is read but metadata until the array is computed.
     Raises DaskIOError (one line naming the file) when it cannot be opened.
     """
     da = _dask_array()
     path = os.fspath(path)
+    chunk = INPUT_CHUNK if chunk is None else chunk
     if is_zarr(path):
         zarr = _zarr()
         try:
@@ -337,18 +340,21 @@ def write_zarr(array, path, *, attrs: dict | None = None, overwrite: bool = Fals
     """Compute `array` chunk by chunk into a new Zarr array at `path`, atomically.
 
     The chunks are written as they are computed (only the chunks in flight are in memory), into
-    a temporary store in the same directory that is renamed to `path` at the end; an existing
-    `path` is refused unless overwrite=True. attrs: JSON-able metadata stored with the array.
+    a hidden temporary store beside `path` (".NAME.XXXXXXXX.tmp", as srcnn_np.io.atomic names temp
+    files) that is renamed to `path` at the end; an existing `path` is refused unless
+    overwrite=True. Temporary stores for `path` that a killed run left are removed first. attrs: JSON-able metadata stored with the array.
     client: a dask.distributed Client to compute on (its workers must reach `path`'s filesystem);
     None computes here with threads. progress: a progress bar on stderr.
     """
     zarr = _zarr()
+    started = time.time()
     path = os.path.abspath(os.fspath(path))
     if os.path.lexists(path) and not overwrite:
         raise DaskIOError(f"{path}: already exists (use --overwrite to replace it)")
     array = _regular(array)
+    remove_stale_temps([path], started)
     try:
-        tmp = tempfile.mkdtemp(dir=os.path.dirname(path), prefix=".tmp-", suffix=".zarr")
+        tmp = tempfile.mkdtemp(dir=os.path.dirname(path), prefix=f".{os.path.basename(path)}.", suffix=".tmp")
     except OSError as e:
         raise DaskIOError(f"{path}: cannot write ({e.strerror or e})") from None
     try:
@@ -379,16 +385,24 @@ def compute(collection, *, client=None, progress: bool = False, label: str = "up
     Here, dask runs one task per core (each block's kernels single-threaded), which keeps every
     core busy through reads and writes too. progress: a bar on stderr when it is a terminal
     (srcnn_np.progress here, counting tasks; distributed's own on a cluster).
+    Interrupted (Ctrl-C, SIGTERM), it returns only once no task runs any more here (on a cluster:
+    once the tasks are cancelled), so the caller can remove what they were writing into.
     """
     import dask
 
     if client is not None:
         future = client.compute(collection)
-        if progress:
-            from distributed import progress as cluster_progress
+        try:
+            if progress:
+                from distributed import progress as cluster_progress
 
-            cluster_progress(future)
-        return future.result()
+                cluster_progress(future)
+            return future.result()
+        except BaseException:
+            client.cancel(future)
+            raise
+    from concurrent.futures import ThreadPoolExecutor
+
     from dask.callbacks import Callback
 
     bar = None
@@ -397,8 +411,14 @@ def compute(collection, *, client=None, progress: bool = False, label: str = "up
         nonlocal bar
         bar = Progress(len(dsk), label, enabled=None if progress else False)
 
-    with Callback(start=start, posttask=lambda *_: bar.update()):
-        result = dask.compute(collection, scheduler="threads")[0]
+    # a pool of our own: dask's shared one would run on after an interruption, tasks writing
+    # into a Zarr store that write_zarr is removing
+    pool = ThreadPoolExecutor(os.cpu_count() or 1)
+    try:
+        with Callback(start=start, posttask=lambda *_: bar.update()):
+            result = dask.compute(collection, scheduler="threads", pool=pool)[0]
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
     if bar is not None:
         bar.close()
     return result

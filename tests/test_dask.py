@@ -16,6 +16,7 @@ import dask  # noqa: E402
 from srcnn_np import dask as sdask  # noqa: E402
 from srcnn_np import model, science  # noqa: E402
 from srcnn_np.cli import main  # noqa: E402
+from srcnn_np.io.atomic import TEMP_NAME  # noqa: E402
 from srcnn_np.io.imageio import read_image, write_image  # noqa: E402
 
 from .checks import assert_close  # noqa: E402
@@ -165,7 +166,7 @@ def test_zarr_and_fits_out_of_core_through_the_cli(tmp_path, capsys):
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "already exists" in err, err
     assert sorted(os.listdir(tmp_path / "out_in.zarr.zarr")) == before
-    assert not [n for n in os.listdir(tmp_path) if n.startswith(".tmp-")]
+    assert not [n for n in os.listdir(tmp_path) if TEMP_NAME.fullmatch(n)]
 
 
 def test_out_of_core_options_and_bad_arrays(tmp_path, capsys):

@@ -156,8 +156,8 @@ def test_pillow_written_gray16_reads_exactly():
 def test_pillow_reads_our_gray16_exactly_and_our_colour_as_its_high_bytes():
     gray = random_image((64, 65), 1)
     with Image.open(io.BytesIO(written(gray))) as im:
-        assert im.mode == "I;16"
-        assert_same(np.array(im), gray)
+        assert im.mode in ("I;16", "I")  # Pillow 10.0 opens 16-bit gray PNG as 32-bit "I"
+        np.testing.assert_array_equal(np.array(im), gray)  # values, whichever integer type holds them
     for channels, pillow_channels in ((2, [0, 3]), (3, [0, 1, 2]), (4, [0, 1, 2, 3])):
         image = random_image((13, 5), channels)
         with Image.open(io.BytesIO(written(image))) as im:  # Pillow keeps only the high byte

@@ -65,11 +65,14 @@ def test_planar_storage_is_returned_channels_last(tmp_path):
     assert back.shape == (5, 6, 3) and np.array_equal(back, a)
 
 
-def test_big_endian_and_multi_page_files_read_the_first_page_in_native_order(tmp_path):
+def test_big_endian_files_read_in_native_order_and_multi_page_ones_are_refused(tmp_path):
     a = samples((2, 5, 6), np.uint16)
-    tifffile.imwrite(tmp_path / "m.tif", a.astype(">u2"), byteorder=">")
-    back = read_tiff(tmp_path / "m.tif")
+    tifffile.imwrite(tmp_path / "b.tif", a[0].astype(">u2"), byteorder=">")
+    back = read_tiff(tmp_path / "b.tif")
     assert back.dtype == np.dtype("=u2") and np.array_equal(back, a[0])
+    tifffile.imwrite(tmp_path / "m.tif", a.astype(">u2"), byteorder=">")
+    with pytest.raises(TiffError, match=r"multi-page TIFF \(2 images\)"):
+        read_tiff(tmp_path / "m.tif")  # never its first page alone (tests/test_tiff_pages.py)
 
 
 def test_unsupported_samples_and_shapes_raise():

@@ -39,7 +39,7 @@ def test_tiled_equals_untiled_real_image(hubble_gray, tile):
 
 
 def test_upscale_rgb_does_not_depend_on_the_tile():
-    from skimage import data
+    data = pytest.importorskip("skimage.data")
 
     rgb = data.astronaut()[100:160, 200:245]  # uint8 (60, 45, 3)
     weights = random_weights(4)

@@ -2,11 +2,19 @@
 
 A file written through `atomic_output` is either complete at its final path or absent. An existing
 file is replaced only with overwrite=True, and even then stays intact until the new one is complete.
+A process killed while writing (SIGKILL, power cut) leaves its hidden temp file, ".NAME.XXXXXXXX.tmp"
+beside NAME: `remove_stale_temps` clears those for the next run.
 """
 import errno
 import os
+import re
+import shutil
 import tempfile
 from contextlib import contextmanager
+
+# A temp file's name: "." + the target's name + "." + mkstemp's 8 random characters + the suffix
+# (".tmp", or ".fits" for FITS writers whose library wants the extension); Zarr temp stores alike.
+TEMP_NAME = re.compile(r"\.(?P<target>.+)\.[a-z0-9_]{8}(\.tmp|\.fits)")
 
 
 class OutputExistsError(FileExistsError):
@@ -64,3 +72,40 @@ def _commit(tmp: str, path: str, overwrite: bool) -> None:
         os.replace(tmp, path)
         return
     os.unlink(tmp)
+
+
+def remove_stale_temps(targets, before: float) -> tuple[list[str], list[str]]:
+    """Remove the temp files (or Zarr temp stores) that interrupted writes to `targets` left.
+
+    Only names of exactly TEMP_NAME's form for one of these targets, in the target's directory,
+    last modified before `before` (a time.time(), e.g. this run's start: a write in flight now is
+    newer). Returns (paths removed, "path (reason)" for each that could not be removed).
+    """
+    names_by_dir: dict[str, set[str]] = {}
+    for target in targets:
+        directory, name = os.path.split(os.path.abspath(os.fspath(target)))
+        names_by_dir.setdefault(directory, set()).add(name)
+    removed, failed = [], []
+    for directory, names in names_by_dir.items():
+        try:
+            entries = list(os.scandir(directory))
+        except OSError:  # no directory yet: nothing left there
+            continue
+        for entry in entries:
+            match = TEMP_NAME.fullmatch(entry.name)
+            if not match or match["target"] not in names:
+                continue
+            try:
+                if entry.stat(follow_symlinks=False).st_mtime >= before:
+                    continue
+                if entry.is_dir(follow_symlinks=False):
+                    shutil.rmtree(entry.path)
+                else:
+                    os.unlink(entry.path)
+            except FileNotFoundError:  # gone meanwhile
+                continue
+            except OSError as e:
+                failed.append(f"{entry.path} ({(e.strerror or str(e)).lower()})")
+                continue
+            removed.append(entry.path)
+    return removed, failed

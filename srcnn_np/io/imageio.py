@@ -145,6 +145,8 @@ def _read_with_pillow(path: str, max_pixels: int) -> LoadedImage:
         if fmt is None:
             raise ImageIOError(f"{path}: unsupported image format {im.format} (use PNG, JPEG or TIFF)")
         _check_size(path, *im.size, max_pixels)
+        if fmt == "tiff":
+            _refuse_multi_page_tiff(im, path)
         if fmt == "tiff" and SIGNED_INTEGER in _tiff_tag(im, 339) and max(_tiff_tag(im, 258, 8)) <= 8:
             # Pillow would read int8 as uint8 (-1 -> 255); wider signed samples are range-checked below
             raise ImageIOError(f"{path}: signed 8-bit samples are not supported (convert to unsigned, or use FITS)")
@@ -173,6 +175,25 @@ def _check_size(path: str, width: int, height: int, max_pixels: int) -> None:
     if width * height > max_pixels:
         raise ImageIOError(f"{path}: {width}x{height} = {width * height} pixels exceeds the limit of {max_pixels} "
                            "(raise it with --max-pixels)")
+
+
+def _refuse_multi_page_tiff(im, path: str) -> None:
+    """ImageIOError naming the page count for a TIFF of several images (Pillow would read the
+    first alone); previews and masks of the one image are not pages (tiff_io.AUXILIARY_SUBFILE).
+    Leaves `im` at its first page."""
+    from . import tiff_io
+
+    if im.n_frames == 1:
+        return
+    images = 0
+    for frame in range(im.n_frames):
+        im.seek(frame)
+        images += not _tiff_tag(im, 254, 0)[0] & tiff_io.AUXILIARY_SUBFILE
+    im.seek(0)
+    try:
+        tiff_io.refuse_multi_page(images)
+    except tiff_io.TiffError as e:
+        raise ImageIOError(f"{path}: {e}") from None
 
 
 def _tiff_tag(im, tag: int, default=None) -> tuple:

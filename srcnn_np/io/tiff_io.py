@@ -11,6 +11,9 @@ import numpy as np
 TIFFFILE_HINT = 'TIFF with 16-bit colour or float samples needs tifffile: pip install "srcnn_np[tiff]"'
 SAMPLE_DTYPES = (np.dtype(np.uint8), np.dtype(np.uint16), np.dtype(np.float32))
 UNASSOCIATED_ALPHA = "unassalpha"  # TIFF ExtraSamples = 2
+# NewSubfileType (tag 254) bits of an IFD that is no image of its own: a reduced-resolution preview
+# (1) or a transparency mask (4) of another one
+AUXILIARY_SUBFILE = 0b101
 
 
 class TiffError(ValueError):
@@ -26,14 +29,24 @@ def _tifffile():
     return tifffile
 
 
+def refuse_multi_page(images: int) -> None:
+    """Raise TiffError when a TIFF holds more than one image (its IFDs less previews and masks, see
+    AUXILIARY_SUBFILE): reading the first alone would drop the others silently."""
+    if images > 1:
+        raise TiffError(f"multi-page TIFF ({images} images): srcnn_np reads one image per file; "
+                        "split the pages (e.g. tiffsplit) or stack them as a FITS cube")
+
+
 def read_tiff(path) -> np.ndarray:
-    """The first image of a TIFF file -> (H, W) or (H, W, C) uint8 | uint16 | float32.
+    """The image of a single-image TIFF file -> (H, W) or (H, W, C) uint8 | uint16 | float32.
 
     Planar (C, H, W) storage is returned as (H, W, C); float16/float64 samples become float32.
-    Raises TiffError for other sample types (signed or 32-bit integers, ...) or layouts.
+    Raises TiffError for a multi-page file (refuse_multi_page), other sample types (signed or
+    32-bit integers, ...) or layouts.
     """
     tifffile = _tifffile()
     with tifffile.TiffFile(path) as tif:
+        refuse_multi_page(sum(1 for p in tif.pages if not p.subfiletype & AUXILIARY_SUBFILE))
         page = tif.pages.first
         pixels = page.asarray()
         axes = page.axes
