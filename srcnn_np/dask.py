@@ -439,9 +439,10 @@ def upscale_file(source, target, weights=None, *, scale: int = 2, hdu=None, cons
     Returns (input shape, output shape). Raises DaskIOError / FitsError with one line naming the file.
     """
     from .io.fits_io import FitsError, upscaled_header, write_fits
+    from .io.formats import format_of
 
     source, target = os.fspath(source), os.fspath(target)
-    if not (is_zarr(target) or target.lower().endswith((".fits", ".fit", ".fts"))):
+    if not (is_zarr(target) or format_of(target) == "fits"):
         raise DaskIOError(f"{target}: the output must be a .zarr store or a FITS file")
     if os.path.lexists(target) and not overwrite:
         raise DaskIOError(f"{target}: already exists (use --overwrite to replace it)")
