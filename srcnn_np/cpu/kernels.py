@@ -32,7 +32,7 @@ from numba import njit
 from numba.extending import register_jitable
 
 from ..config import JIT_OPTIONS
-from . import isa, threads
+from . import isa, notice, threads  # noqa: F401 (notice: the first-compile line on stderr)
 from .simd import (block_bias, block_channels, block_fma_broadcast, block_fma_elementwise, block_pixels,
                    block_store, block_sum_store, block_zero)
 
