@@ -137,10 +137,8 @@ def bicubic_upsample(img, scale):
     return out
 
 
-
-
 # ---------------------------------------------------------------------------------------------
-# Convolutions on padded maps: row kernels (inlined into the compiled kernels of each variant)
+# Convolutions on padded maps: row kernels, compiled into the band kernels of each variant
 
 
 @register_jitable
@@ -276,7 +274,7 @@ conv_relu_rows, single_out_rows, fused_rows = _native.conv_relu_rows, _native.si
 
 
 def _kernels(shape):
-    return _native if shape is None or shape == isa.BLOCK else conv_kernels(shape)
+    return conv_kernels(isa.BLOCK if shape is None else shape)
 
 
 def _check(ok: bool, name: str):

@@ -10,6 +10,9 @@ BlockShape constant (a global or closure variable) and passes it to block_bias /
 Arrays are C-contiguous float32, addressed by a flat element offset; callers keep every vector
 inside the array. Multiply-adds use llvm.fmuladd: one FMA where the target has FMA (one rounding),
 a multiply and an add where it has not (SSE), never a library call.
+
+Numba's on-disk cache is stamped by the source file of each cached function (kernels.py), not by
+this file: after editing an intrinsic here, clear the cache (NUMBA_CACHE_DIR or __pycache__).
 """
 from llvmlite import ir
 from numba.core import cgutils, types
