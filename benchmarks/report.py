@@ -1,11 +1,16 @@
 """Run the srcnn_np-vs-torch benchmarks and print a table; write a PNG bar chart.
 
     flock /tmp/srcnn_cpu.lock python benchmarks/report.py [--sizes 256,512,1024] [--threads 2]
-        [--json bench.json] [--png benchmarks/speed.png] [--from-json bench.json [more.json ...]]
+        [--variants native,avx2,lanes4] [--json bench.json] [--png benchmarks/speed.png]
+        [--from-json bench.json [more.json ...]]
 
-The table has, per stage and input size: the median time of each, their GFLOP/s and the
-srcnn_np / torch time ratio (below 1: srcnn_np is faster). --from-json re-reads saved runs
-(several are merged) instead of running the benchmarks. The chart needs matplotlib (pip install matplotlib).
+The table has, per variant, stage and input size: the median time of each, their GFLOP/s and the
+srcnn_np / torch time ratio (below 1: srcnn_np is faster). --variants runs the benchmarks once per
+variant of the CPU kernels, each in its own process, one after the other: "native" is this
+machine's; a forced variant is compiled for a CPU of its kind and torch is capped to the same
+vector ISA (see FORCED), so an AVX-512 machine shows roughly what an AVX2 one would. --from-json
+re-reads saved runs (several are merged) instead of running the benchmarks. The chart needs
+matplotlib (pip install matplotlib).
 """
 import argparse
 import json
@@ -16,10 +21,20 @@ import tempfile
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
+# Environment of each forced variant: the kernels' block, the CPU Numba compiles for (both variables:
+# the name alone keeps this machine's features) and the vector ISA torch (ATen, oneDNN) may use.
+FORCED = {
+    "avx512": dict(SRCNN_NP_CPU_VARIANT="avx512", NUMBA_CPU_NAME="skylake-avx512", NUMBA_CPU_FEATURES=""),
+    "avx2": dict(SRCNN_NP_CPU_VARIANT="avx2", NUMBA_CPU_NAME="haswell", NUMBA_CPU_FEATURES="",
+                 ATEN_CPU_CAPABILITY="avx2", ONEDNN_MAX_CPU_ISA="AVX2"),
+    "lanes4": dict(SRCNN_NP_CPU_VARIANT="lanes4", NUMBA_CPU_NAME="nehalem", NUMBA_CPU_FEATURES="",
+                   ATEN_CPU_CAPABILITY="default", ONEDNN_MAX_CPU_ISA="SSE41"),
+}
 
 
-def run_benchmarks(sizes: str, threads: int, json_path: Path, select: str | None) -> None:
-    env = dict(os.environ, SRCNN_BENCH_SIZES=sizes, SRCNN_BENCH_THREADS=str(threads))
+def run_benchmarks(sizes: str, threads: int, json_path: Path, select: str | None, variant: str = "native") -> None:
+    env = {k: v for k, v in os.environ.items() if variant == "native" or k not in FORCED[variant]}
+    env.update(FORCED.get(variant, {}), SRCNN_BENCH_SIZES=sizes, SRCNN_BENCH_THREADS=str(threads))
     cmd = [sys.executable, "-m", "pytest", str(HERE), "-q", "-p", "no:cacheprovider",
            "--benchmark-enable", f"--benchmark-json={json_path}",
            "--ignore", str(HERE / "test_dask_speed.py")]  # dask vs in-memory, not a torch comparison
@@ -29,13 +44,16 @@ def run_benchmarks(sizes: str, threads: int, json_path: Path, select: str | None
 
 
 def rows_from_json(paths: list[Path]) -> list[dict]:
-    """One row per benchmark group: stage, colour, size, and each implementation's time and GFLOP/s."""
+    """One row per variant and benchmark group: stage, colour, size, and each implementation's time
+    and GFLOP/s (the variant: the kernels' block @ Numba's target CPU, torch's CPU capability)."""
     groups: dict = {}
     for b in (b for path in paths for b in json.loads(path.read_text())["benchmarks"]):
         info = b["extra_info"]
-        row = groups.setdefault(b["group"], {"group": b["group"], "stage": info["stage"],
-                                             "colour": info["colour"], "size": info["size"],
-                                             "threads": info["threads"]})
+        variant = (f"{info['variant']}@{info['target_cpu']}/torch {info['torch_cpu']}" if "variant" in info
+                   else "-")
+        row = groups.setdefault((variant, b["group"]), {"group": b["group"], "stage": info["stage"],
+                                                        "colour": info["colour"], "size": info["size"],
+                                                        "threads": info["threads"], "variant": variant})
         t = b["stats"]["median"]
         row[info["impl"]] = t
         row[info["impl"] + "_gflops"] = info["flop"] / t / 1e9 if info["flop"] else None
@@ -43,17 +61,18 @@ def rows_from_json(paths: list[Path]) -> list[dict]:
     for r in rows:
         r["ratio"] = r["srcnn_np"] / r["torch"]
     order = {s: i for i, s in enumerate(["bicubic", "conv1", "conv2", "conv3", "conv2+3", "model"])}
-    return sorted(rows, key=lambda r: (r["colour"], r["size"], order[r["stage"]]))
+    return sorted(rows, key=lambda r: (r["variant"], r["colour"], r["size"], order[r["stage"]]))
 
 
 def print_table(rows: list[dict]) -> None:
     def gf(x):
         return "-" if x is None else f"{x:7.1f}"
 
-    print(f"\n{'stage':8} {'input':>12} {'thr':>3} {'torch s':>9} {'GFLOP/s':>8} "
+    width = max(len(r["variant"]) for r in rows)
+    print(f"\n{'variant':{width}} {'stage':8} {'input':>12} {'thr':>3} {'torch s':>9} {'GFLOP/s':>8} "
           f"{'srcnn_np s':>10} {'GFLOP/s':>8} {'np/torch':>8}")
     for r in rows:
-        print(f"{r['stage']:8} {r['colour'] + ' ' + str(r['size']):>12} {r['threads']:>3} "
+        print(f"{r['variant']:{width}} {r['stage']:8} {r['colour'] + ' ' + str(r['size']):>12} {r['threads']:>3} "
               f"{r['torch']:9.4f} {gf(r['torch_gflops']):>8} {r['srcnn_np']:10.4f} "
               f"{gf(r['srcnn_np_gflops']):>8} {r['ratio']:8.3f}")
 
@@ -67,7 +86,7 @@ def bar_chart(rows: list[dict], png: Path) -> None:
     except ImportError:
         print("no chart: matplotlib is not installed (pip install matplotlib)", file=sys.stderr)
         return
-    labels = [f"{r['stage']}\n{r['colour']} {r['size']}" for r in rows]
+    labels = [f"{r['stage']}\n{r['colour']} {r['size']}\n{r['variant'].split('@')[0]}" for r in rows]
     fig, ax = plt.subplots(figsize=(max(8, 0.7 * len(rows)), 4.5))
     xs = range(len(rows))
     ax.bar([x - 0.2 for x in xs], [r["torch"] for r in rows], 0.4, label="torch")
@@ -89,6 +108,8 @@ def main(argv=None) -> int:
     p.add_argument("--sizes", default="256,512,1024", help="input sides, comma separated")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("-k", dest="select", help="pytest -k expression to run a subset")
+    p.add_argument("--variants", default="native",
+                   help=f"comma separated: native and/or forced variants ({', '.join(FORCED)})")
     p.add_argument("--json", type=Path, help="keep the pytest-benchmark JSON here")
     p.add_argument("--from-json", type=Path, nargs="+", help="report saved runs instead of running")
     p.add_argument("--png", type=Path, default=HERE / "speed.png")
@@ -96,8 +117,17 @@ def main(argv=None) -> int:
     if args.from_json:
         json_paths = args.from_json
     else:
-        json_paths = [args.json or Path(tempfile.mkdtemp()) / "bench.json"]
-        run_benchmarks(args.sizes, args.threads, json_paths[0], args.select)
+        variants = args.variants.split(",")
+        unknown = [v for v in variants if v != "native" and v not in FORCED]
+        if unknown:
+            p.error(f"unknown variant {unknown[0]!r}: use native, {', '.join(FORCED)}")
+        json_paths = []
+        for variant in variants:
+            path = args.json or Path(tempfile.mkdtemp()) / "bench.json"
+            if len(variants) > 1:
+                path = path.with_name(f"{path.stem}-{variant}{path.suffix}")
+            run_benchmarks(args.sizes, args.threads, path, args.select, variant)
+            json_paths.append(path)
     rows = rows_from_json(json_paths)
     if not rows:
         print(f"{' '.join(map(str, json_paths))}: no benchmark group has both an srcnn_np and a torch entry",

@@ -4,6 +4,9 @@ Run (not part of the normal test run):
     flock /tmp/srcnn_cpu.lock python -m pytest benchmarks/ --benchmark-enable
 or `python benchmarks/report.py` for the table and the bar chart. SRCNN_BENCH_THREADS sets the
 thread count of both (default 2), SRCNN_BENCH_SIZES the input sides (default "256,512,1024").
+The CPU kernels' register-block variant is this machine's unless SRCNN_NP_CPU_VARIANT forces one
+(with NUMBA_CPU_NAME and NUMBA_CPU_FEATURES="" to compile for another CPU; report.py --variants
+sets them); each entry records the variant, Numba's target CPU and torch's CPU capability.
 
 Each benchmark group is one stage at one input size, holding an srcnn_np and a torch entry.
 Stages: bicubic, conv1 (+ReLU), conv2 (+ReLU), conv3 as the separate kernels forward_stages runs;
@@ -20,7 +23,7 @@ import torch
 import torch.nn.functional as F
 
 from reference.model import SRCNN
-from srcnn_np.cpu import kernels
+from srcnn_np.cpu import isa, kernels
 from srcnn_np.model import KernelWeights, srcnn_forward, upscale
 from srcnn_np.weights import Weights
 
@@ -102,7 +105,9 @@ def run(benchmark, fn, impl, stage, size, colour, macs_per_pixel):
     fn()  # warm-up: compile or load the Numba cache, let torch pick its kernels
     rounds = 3 if size >= 1024 else 5
     flop = 2.0 * macs_per_pixel * (size * SCALE) ** 2 * (3 if colour == "rgb" else 1)
-    benchmark.extra_info.update(impl=impl, stage=stage, size=size, colour=colour, threads=THREADS, flop=flop)
+    benchmark.extra_info.update(impl=impl, stage=stage, size=size, colour=colour, threads=THREADS, flop=flop,
+                                variant=isa.BLOCK.name, target_cpu=isa.target_cpu()[0],
+                                torch_cpu=torch.backends.cpu.get_cpu_capability())
     benchmark.pedantic(fn, rounds=rounds, iterations=1, warmup_rounds=1)
 
 

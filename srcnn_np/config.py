@@ -5,8 +5,9 @@ but not 'nnan'/'ninf': NaN and inf must still propagate, the way torch's kernels
 """
 FASTMATH = {"nsz", "arcp", "contract", "afn", "reassoc"}
 
-# Options for every @njit kernel: cached on disk so a fresh process does not recompile.
-JIT_OPTIONS = dict(cache=True, nogil=True, fastmath=FASTMATH, error_model="numpy")
+# Options for every @njit kernel: cached on disk so a fresh process does not recompile; no C-callable
+# wrapper (the kernels are called from Python or from each other: it would only add compile time).
+JIT_OPTIONS = dict(cache=True, nogil=True, fastmath=FASTMATH, error_model="numpy", no_cfunc_wrapper=True)
 
 # Inputs larger than this many pixels are refused before decoding (the CLI's --max-pixels).
 MAX_PIXELS_DEFAULT = 200_000_000

@@ -10,7 +10,6 @@ import functools
 import threading
 from dataclasses import dataclass
 
-import numba
 import numpy as np
 
 from .cpu import kernels
@@ -90,18 +89,19 @@ def kernel_input(lr: np.ndarray) -> np.ndarray:
 
 
 def upsample_conv1(lr: np.ndarray, kw: KernelWeights, y0: int, x0: int, h: int, w: int,
-                   ws: Workspace) -> tuple:
+                   ws: Workspace, block=None) -> tuple:
     """The first two stages on the (h, w) window [y0:y0 + h, x0:x0 + w] of the upsampled image.
 
     lr (H, W) float32 as kernel_input makes it. Returns the kernels' padded maps (see
     srcnn_np.cpu.kernels), laid in `ws`: the upsampled window (h + 8, ceil8(w) + 8, 1) and conv1
-    (h + 4, ceil8(w) + 4, 64) float32, zero-padded at the window's edge.
+    (h + 4, ceil8(w) + 4, 64) float32, zero-padded at the window's edge. block: the kernels'
+    register block (srcnn_np.cpu.isa.VARIANTS; None: this CPU's).
     """
     p1, p2 = kw.w1.shape[0] // 2, kw.w2.shape[0] // 2
     up = ws.padded_map("upsampled", h, w, 1, p1)
     kernels.bicubic_window(lr, kw.scale, y0, x0, h, w, up.reshape(up.shape[:2]), p1)
     conv1 = ws.padded_map("conv1", h, w, kw.w1.shape[3], p2)
-    kernels.conv_relu_into(up, kw.w1, kw.b1, w, True, conv1, p2)
+    kernels.conv_relu_into(up, kw.w1, kw.b1, w, True, conv1, p2, block)
     return up, conv1
 
 
@@ -115,27 +115,27 @@ def window_output(lr: np.ndarray, kw: KernelWeights, y0: int, x0: int, h: int, w
     """
     _, conv1 = upsample_conv1(lr, kw, y0, x0, h, w, ws)
     out = np.empty((h, w), dtype=np.float32)
-    kernels.conv_relu_then_single_out_into(conv1, kw.w2, kw.b2, kw.w3, kw.b3, w, out,
-                                           numba.get_num_threads())
+    kernels.conv_relu_then_single_out_into(conv1, kw.w2, kw.b2, kw.w3, kw.b3, w, out)
     return out
 
 
-def forward_stages(lr: np.ndarray, kw: KernelWeights) -> dict:
+def forward_stages(lr: np.ndarray, kw: KernelWeights, block=None) -> dict:
     """Every stage of the network for one (H, W) float32 channel, untiled, channels-last.
 
     Returns "upsampled" (sH, sW), "conv1" (sH, sW, 64), "conv2" (sH, sW, 32), "output" (sH, sW)
     float32; the first three are views into the kernels' padded maps. Runs conv2 and conv3 as
     separate kernels (the row kernels the fused fast path is built from) to expose conv2.
+    block: the kernels' register block (srcnn_np.cpu.isa.VARIANTS; None: this CPU's).
     """
     lr = kernel_input(lr)
     sH, sW = lr.shape[0] * kw.scale, lr.shape[1] * kw.scale
     p1, p2, p3 = kw.w1.shape[0] // 2, kw.w2.shape[0] // 2, kw.w3.shape[0] // 2
     ws = Workspace()
-    up, conv1 = upsample_conv1(lr, kw, 0, 0, sH, sW, ws)
+    up, conv1 = upsample_conv1(lr, kw, 0, 0, sH, sW, ws, block)
     conv2 = ws.padded_map("conv2", sH, sW, kw.w2.shape[3], p3)
-    kernels.conv_relu_into(conv1, kw.w2, kw.b2, sW, True, conv2, p3)
+    kernels.conv_relu_into(conv1, kw.w2, kw.b2, sW, True, conv2, p3, block)
     out = np.empty((sH, sW), dtype=np.float32)
-    kernels.conv_single_out_into(conv2, kw.w3, kw.b3, sW, out)
+    kernels.conv_single_out_into(conv2, kw.w3, kw.b3, sW, out, block)
     return {"upsampled": up[p1:p1 + sH, p1:p1 + sW, 0], "conv1": conv1[p2:p2 + sH, p2:p2 + sW],
             "conv2": conv2[p3:p3 + sH, p3:p3 + sW], "output": out}
 

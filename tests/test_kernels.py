@@ -1,8 +1,9 @@
-"""The Numba kernels against the naive float64 oracles in tests/naive.py."""
+"""The Numba kernels against the naive float64 oracles in tests/naive.py, every conv test for each
+register-block variant (AVX-512, AVX2, 4 lanes: any of them runs on any CPU)."""
 import numpy as np
 import pytest
 
-from srcnn_np.cpu import kernels
+from srcnn_np.cpu import isa, kernels
 from srcnn_np.model import KernelWeights, forward_stages
 
 from . import naive
@@ -10,6 +11,7 @@ from .checks import assert_close
 from .conftest import random_weights
 
 KW = KernelWeights.from_weights(random_weights(1))
+each_variant = pytest.mark.parametrize("block", isa.VARIANTS.values(), ids=list(isa.VARIANTS))
 
 
 @pytest.mark.parametrize("shape", [(1, 1), (1, 9), (7, 1), (5, 13), (32, 17)])
@@ -41,9 +43,10 @@ def test_bicubic_window_rejects_a_window_outside_the_image():
         kernels.bicubic_window(img, 2, 0, 1, 8, 8, np.zeros((8, 9), np.float32), 0)
 
 
-@pytest.mark.parametrize("width", [1, 7, 8, 9, 17, 40])
+@each_variant
+@pytest.mark.parametrize("width", [1, 5, 7, 8, 9, 13, 17, 40])
 @pytest.mark.parametrize("layer", ["conv1", "conv2"])
-def test_conv_relu_into_matches_naive_and_writes_only_the_interior(layer, width):
+def test_conv_relu_into_matches_naive_and_writes_only_the_interior(layer, width, block):
     w, b = (KW.w1, KW.b1) if layer == "conv1" else (KW.w2, KW.b2)
     K, cin, cout = w.shape[0], w.shape[2], w.shape[3]
     h, pad_in, pad_out = 6, K // 2, 2
@@ -52,41 +55,44 @@ def test_conv_relu_into_matches_naive_and_writes_only_the_interior(layer, width)
     src = kernels.padded_map(h, width, cin, pad_in)
     src[pad_in:pad_in + h, pad_in:pad_in + width] = x
     dst = np.full((h + 2 * pad_out, kernels.ceil_block(width) + 2 * pad_out, cout), -5.0, np.float32)
-    kernels.conv_relu_into(src, w, b, width, True, dst, pad_out)
+    kernels.conv_relu_into(src, w, b, width, True, dst, pad_out, block)
     inside = dst[pad_out:pad_out + h, pad_out:pad_out + width]
-    assert_close(f"{layer} width {width}", inside, naive.conv2d(x, w, b, True), 2e-5)
+    assert_close(f"{layer} width {width} {block.name}", inside, naive.conv2d(x, w, b, True), 2e-5)
     untouched = np.ones(dst.shape[:2], bool)
     untouched[pad_out:pad_out + h, pad_out:pad_out + width] = False
     assert (dst[untouched] == -5.0).all(), "conv_relu_into wrote outside the interior"
 
 
-def test_conv_relu_into_without_relu_keeps_negative_values():
+@each_variant
+def test_conv_relu_into_without_relu_keeps_negative_values(block):
     x = -np.ones((3, 5, 64), np.float32)
     src = kernels.padded_map(3, 5, 64, 2)
     src[2:5, 2:7] = x
     dst = kernels.padded_map(3, 5, 32, 0)
-    kernels.conv_relu_into(src, KW.w2, KW.b2, 5, False, dst, 0)
-    assert_close("conv2 without ReLU", dst[:3, :5], naive.conv2d(x, KW.w2, KW.b2, False), 2e-5)
+    kernels.conv_relu_into(src, KW.w2, KW.b2, 5, False, dst, 0, block)
+    assert_close(f"conv2 without ReLU {block.name}", dst[:3, :5], naive.conv2d(x, KW.w2, KW.b2, False), 2e-5)
     assert (dst[:3, :5] < 0).any(), "the test input should give some negative outputs"
 
 
-def test_relu_propagates_nan_like_torch():
+@each_variant
+def test_relu_propagates_nan_like_torch(block):
     src = kernels.padded_map(1, 1, 64, 2)
     src[2, 2, 0] = np.nan
     dst = kernels.padded_map(1, 1, 32, 0)
-    kernels.conv_relu_into(src, KW.w2, KW.b2, 1, True, dst, 0)
+    kernels.conv_relu_into(src, KW.w2, KW.b2, 1, True, dst, 0, block)
     assert np.isnan(dst[0, 0]).all(), f"NaN input should give NaN outputs, got {dst[0, 0]}"
 
 
-@pytest.mark.parametrize("width", [1, 5, 8, 11, 24])
-def test_conv_single_out_into_matches_naive(width):
+@each_variant
+@pytest.mark.parametrize("width", [1, 5, 6, 8, 11, 24])
+def test_conv_single_out_into_matches_naive(width, block):
     h = 4
     x = np.random.default_rng(width).standard_normal((h, width, 32)).astype(np.float32)
     src = kernels.padded_map(h, width, 32, 2)
     src[2:2 + h, 2:2 + width] = x
     dst = np.full((h + 1, width + 2), -9.0, np.float32)
-    kernels.conv_single_out_into(src, KW.w3, KW.b3, width, dst)
-    assert_close("conv3", dst[:h, :width], naive.conv2d(x, KW.w3, KW.b3, False)[:, :, 0], 2e-5)
+    kernels.conv_single_out_into(src, KW.w3, KW.b3, width, dst, block)
+    assert_close(f"conv3 {block.name}", dst[:h, :width], naive.conv2d(x, KW.w3, KW.b3, False)[:, :, 0], 2e-5)
     assert (dst[h:] == -9.0).all() and (dst[:, width:] == -9.0).all(), "conv3 wrote outside (h, width)"
 
 
@@ -98,15 +104,16 @@ def test_conv_kernels_reject_inconsistent_shapes():
         kernels.conv_single_out_into(src, KW.w3, KW.b3, 8, np.zeros((4, 8), np.float32))
 
 
+@each_variant
 @pytest.mark.parametrize("shape", [(1, 1), (1, 6), (5, 3), (9, 12)])
-def test_forward_stages_match_naive_stage_by_stage(shape):
+def test_forward_stages_match_naive_stage_by_stage(shape, block):
     lr = np.random.default_rng(7).random(shape, dtype=np.float32)
-    got = forward_stages(lr, KW)
+    got = forward_stages(lr, KW, block)
     want = naive.srcnn_stages(lr, KW)
     assert set(got) == set(want)
     for name in want:
         assert got[name].shape == want[name].shape and got[name].dtype == np.float32, name
-        assert_close(f"stage {name} of {shape}", got[name], want[name], 2e-5)
+        assert_close(f"stage {name} of {shape} {block.name}", got[name], want[name], 2e-5)
 
 
 def test_padded_map_in_reused_storage_zeroes_all_but_the_interior():
@@ -120,16 +127,25 @@ def test_padded_map_in_reused_storage_zeroes_all_but_the_interior():
     assert np.isnan(m[interior]).all(), "the interior is left for the kernel to overwrite"
 
 
+@each_variant
 @pytest.mark.parametrize("bands", [1, 2, 3, 50])
 @pytest.mark.parametrize("h,width", [(1, 1), (5, 9), (40, 13)])
-def test_fused_conv2_conv3_equals_the_two_kernels(h, width, bands):
+def test_fused_conv2_conv3_equals_the_two_kernels(h, width, bands, block):
     x = np.random.default_rng(h * width + bands).random((h, width, 64), dtype=np.float32)
     src = kernels.padded_map(h, width, 64, 2)
     src[2:2 + h, 2:2 + width] = x
     mid = kernels.padded_map(h, width, 32, 2)
-    kernels.conv_relu_into(src, KW.w2, KW.b2, width, True, mid, 2)
+    kernels.conv_relu_into(src, KW.w2, KW.b2, width, True, mid, 2, block)
     want = np.empty((h, width), np.float32)
-    kernels.conv_single_out_into(mid, KW.w3, KW.b3, width, want)
+    kernels.conv_single_out_into(mid, KW.w3, KW.b3, width, want, block)
     got = np.full((h, width), np.nan, np.float32)
-    kernels.conv_relu_then_single_out_into(src, KW.w2, KW.b2, KW.w3, KW.b3, width, got, bands)
-    assert_close(f"fused conv2+conv3 {h}x{width}, {bands} bands", got, want, 1e-6)
+    kernels.conv_relu_then_single_out_into(src, KW.w2, KW.b2, KW.w3, KW.b3, width, got, bands, block)
+    assert_close(f"fused conv2+conv3 {h}x{width}, {bands} bands, {block.name}", got, want, 1e-6)
+
+
+def test_conv_kernels_reject_a_channel_count_the_block_does_not_divide():
+    w = np.zeros((3, 3, 1, 24), np.float32)  # 24 output channels: not a multiple of 16 (avx2)
+    src = kernels.padded_map(2, 4, 1, 1)
+    dst = kernels.padded_map(2, 4, 24, 0)
+    with pytest.raises(ValueError, match="inconsistent shapes"):
+        kernels.conv_relu_into(src, w, np.zeros(24, np.float32), 4, True, dst, 0, isa.VARIANTS["avx2"])

@@ -1,6 +1,8 @@
 """srcnn_np against the torch reference: stage by stage, on random and real images.
 
 Tolerances (float32 end to end): bicubic <= 1e-5, every network stage and the output <= 1e-4.
+The network stages are checked for every register-block variant of the CPU kernels (AVX-512,
+AVX2, 4 lanes: each runs on any CPU).
 """
 import numpy as np
 import pytest
@@ -10,6 +12,7 @@ import torch.nn.functional as F
 import srcnn_np
 from reference.debug_state import debug_state
 from reference.model import from_weights
+from srcnn_np.cpu import isa
 from srcnn_np.model import KernelWeights, forward_stages
 from srcnn_np.weights import load_weights
 
@@ -17,6 +20,7 @@ from .checks import assert_close
 from .conftest import BICUBIC_TOL, PARITY_TOL, random_weights
 
 SIZES = [(1, 1), (1, 9), (9, 1), (7, 13), (64, 64), (129, 257)]
+each_variant = pytest.mark.parametrize("block", isa.VARIANTS.values(), ids=list(isa.VARIANTS))
 
 
 def nchw_to_hwc(a: np.ndarray) -> np.ndarray:
@@ -25,31 +29,34 @@ def nchw_to_hwc(a: np.ndarray) -> np.ndarray:
     return hwc[:, :, 0] if hwc.shape[2] == 1 else hwc
 
 
-def check_against_debug_state(weights, image):
+def check_against_debug_state(weights, image, block):
     state = debug_state(weights, image)
-    mine = forward_stages(image, KernelWeights.from_weights(weights))
+    mine = forward_stages(image, KernelWeights.from_weights(weights), block)
     for stage in ("upsampled", "conv1", "conv2", "output"):
         tol = BICUBIC_TOL if stage == "upsampled" else PARITY_TOL
-        assert_close(f"{stage} {image.shape}", mine[stage], nchw_to_hwc(state[stage]), tol,
+        assert_close(f"{stage} {image.shape} {block.name}", mine[stage], nchw_to_hwc(state[stage]), tol,
                      key=f"parity {stage}")
 
 
+@each_variant
 @pytest.mark.parametrize("shape", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
-def test_random_weights_random_image(shape):
+def test_random_weights_random_image(shape, block):
     image = np.random.default_rng(sum(shape)).random(shape, dtype=np.float32)
-    check_against_debug_state(random_weights(1), image)
+    check_against_debug_state(random_weights(1), image, block)
 
 
+@each_variant
 @pytest.mark.parametrize("shape", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
-def test_shipped_weights_random_image(shape):
+def test_shipped_weights_random_image(shape, block):
     image = np.random.default_rng(7 + sum(shape)).random(shape, dtype=np.float32)
-    check_against_debug_state(load_weights(), image)
+    check_against_debug_state(load_weights(), image, block)
 
 
+@each_variant
 @pytest.mark.parametrize("which", ["random", "shipped"])
-def test_hubble_deep_field_crop(hubble_gray, which):
+def test_hubble_deep_field_crop(hubble_gray, which, block):
     weights = random_weights(2) if which == "random" else load_weights()
-    check_against_debug_state(weights, hubble_gray[100:197, 300:411])
+    check_against_debug_state(weights, hubble_gray[100:197, 300:411], block)
 
 
 @pytest.mark.parametrize("scale", [2, 3, 4])
@@ -62,10 +69,11 @@ def test_bicubic_matches_torch(scale, shape):
                  key="parity bicubic_upsample")
 
 
+@each_variant
 @pytest.mark.parametrize("scale", [3, 4])
-def test_network_other_scales(scale):
+def test_network_other_scales(scale, block):
     image = np.random.default_rng(scale).random((11, 14), dtype=np.float32)
-    check_against_debug_state(random_weights(3, scale=scale), image)
+    check_against_debug_state(random_weights(3, scale=scale), image, block)
 
 
 @pytest.mark.parametrize("mode", ["rgb", "y"])

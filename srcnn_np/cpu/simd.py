@@ -1,0 +1,264 @@
+"""Register blocks of float32 accumulators as Numba values, for any block shape (isa.BlockShape).
+
+Plain Numba loops leave a conv's accumulators in memory; these intrinsics emit LLVM vector code
+that keeps a whole block in registers instead. A block value (type Accumulators) holds
+pixels x vectors LLVM `<lanes x float>` vectors: acc[p][j] is output pixel p, channels
+j * lanes .. (j + 1) * lanes - 1 of the block's channel group. The shape is part of the Numba type,
+so one kernel source compiles to the block of each variant: a kernel names its shape with a
+BlockShape constant (a global or closure variable) and passes it to block_bias / block_zero.
+
+Arrays are C-contiguous float32, addressed by a flat element offset; callers keep every vector
+inside the array. Multiply-adds use llvm.fmuladd: one FMA where the target has FMA (one rounding),
+a multiply and an add where it has not (SSE), never a library call.
+
+Numba's on-disk cache is stamped by the source file of each cached function (kernels.py), not by
+this file: after editing an intrinsic here, clear the cache (NUMBA_CACHE_DIR or __pycache__).
+"""
+from llvmlite import ir
+from numba.core import cgutils, types
+from numba.core.imputils import lower_constant
+from numba.extending import intrinsic, models, register_model, typeof_impl
+
+from .isa import BlockShape
+
+_F32 = ir.FloatType()
+_I32 = ir.IntType(32)
+
+
+class BlockShapeType(types.Type):
+    """The Numba type of a BlockShape constant: compile-time only, its value is a dummy."""
+
+    def __init__(self, shape: BlockShape):
+        self.shape = shape
+        super().__init__(name=f"BlockShape({shape.pixels}x{shape.vectors}x{shape.lanes})")
+
+
+class Accumulators(types.Type):
+    """A register block: shape.pixels x shape.vectors vectors of shape.lanes float32."""
+
+    def __init__(self, shape: BlockShape):
+        self.shape = shape
+        super().__init__(name=f"Accumulators({shape.pixels}x{shape.vectors}x{shape.lanes})")
+
+
+def _vector(shape):
+    return ir.VectorType(_F32, shape.lanes)
+
+
+@typeof_impl.register(BlockShape)
+def _typeof_block_shape(val, c):
+    return BlockShapeType(val)
+
+
+register_model(BlockShapeType)(models.OpaqueModel)
+
+
+@lower_constant(BlockShapeType)
+def _block_shape_constant(context, builder, ty, pyval):
+    return context.get_dummy_value()
+
+
+@register_model(Accumulators)
+class _AccumulatorsModel(models.PrimitiveModel):
+    def __init__(self, dmm, fe_type):
+        shape = fe_type.shape
+        super().__init__(dmm, fe_type, ir.ArrayType(_vector(shape), shape.pixels * shape.vectors))
+
+
+def _check_c_float32(arr):
+    if not (isinstance(arr, types.Array) and arr.dtype == types.float32 and arr.layout == "C"):
+        raise TypeError(f"register blocks need C-contiguous float32 arrays, got {arr}")
+
+
+class _Emitter:
+    """LLVM IR helpers for one intrinsic call: vector loads and stores at flat element offsets."""
+
+    def __init__(self, context, builder, shape):
+        self.context, self.builder, self.shape = context, builder, shape
+        self.vec = _vector(shape)
+
+    def ptr(self, arrty, arr, offset):
+        data = self.context.make_array(arrty)(self.context, self.builder, arr).data
+        return self.builder.gep(data, [offset])
+
+    def offset(self, base, k):
+        return self.builder.add(base, ir.Constant(base.type, k))
+
+    def load(self, arrty, arr, offset):
+        ptr = self.builder.bitcast(self.ptr(arrty, arr, offset), self.vec.as_pointer())
+        return self.builder.load(ptr, align=4)
+
+    def store(self, value, arrty, arr, offset):
+        ptr = self.builder.bitcast(self.ptr(arrty, arr, offset), self.vec.as_pointer())
+        self.builder.store(value, ptr, align=4)
+
+    def splat(self, arrty, arr, offset):
+        x = self.builder.load(self.ptr(arrty, arr, offset))
+        one = self.builder.insert_element(ir.Constant(self.vec, ir.Undefined), x, ir.Constant(_I32, 0))
+        lanes = self.shape.lanes
+        return self.builder.shuffle_vector(one, ir.Constant(self.vec, ir.Undefined),
+                                           ir.Constant(ir.VectorType(_I32, lanes), [0] * lanes))
+
+    def fmuladd(self, a, b, c):
+        fn = cgutils.get_or_insert_function(self.builder.module, ir.FunctionType(self.vec, [self.vec] * 3),
+                                            f"llvm.fmuladd.v{self.shape.lanes}f32")
+        return self.builder.call(fn, [a, b, c])
+
+    def unpack(self, acc):
+        """acc as a list of rows: rows[p][j] is pixel p, vector j."""
+        v = self.shape.vectors
+        return [[self.builder.extract_value(acc, p * v + j) for j in range(v)] for p in range(self.shape.pixels)]
+
+    def pack(self, rows):
+        acc = ir.Constant(ir.ArrayType(self.vec, self.shape.pixels * self.shape.vectors), ir.Undefined)
+        for p, row in enumerate(rows):
+            for j, x in enumerate(row):
+                acc = self.builder.insert_value(acc, x, p * self.shape.vectors + j)
+        return acc
+
+
+@intrinsic
+def block_pixels(typingctx, block):
+    """Output pixels of the block (a compile-time constant)."""
+    def codegen(context, builder, sig, args):
+        return ir.Constant(ir.IntType(64), sig.args[0].shape.pixels)
+
+    return types.int64(block), codegen
+
+
+@intrinsic
+def block_channels(typingctx, block):
+    """Channels of the block, vectors x lanes (a compile-time constant)."""
+    def codegen(context, builder, sig, args):
+        return ir.Constant(ir.IntType(64), sig.args[0].shape.channels)
+
+    return types.int64(block), codegen
+
+
+@intrinsic
+def block_zero(typingctx, block):
+    """A block of +0.0 accumulators."""
+    acc = Accumulators(block.shape)
+
+    def codegen(context, builder, sig, args):
+        e = _Emitter(context, builder, block.shape)
+        zero = ir.Constant(e.vec, [0.0] * block.shape.lanes)
+        return e.pack([[zero] * block.shape.vectors] * block.shape.pixels)
+
+    return acc(block), codegen
+
+
+@intrinsic
+def block_bias(typingctx, block, b, g):
+    """Every pixel starts at the biases b.flat[g:g + channels]."""
+    _check_c_float32(b)
+    acc = Accumulators(block.shape)
+
+    def codegen(context, builder, sig, args):
+        e = _Emitter(context, builder, block.shape)
+        bias = [e.load(sig.args[1], args[1], e.offset(args[2], j * block.shape.lanes))
+                for j in range(block.shape.vectors)]
+        return e.pack([bias] * block.shape.pixels)
+
+    return acc(block, b, g), codegen
+
+
+@intrinsic
+def block_fma_broadcast(typingctx, acc, src, s, stride, w, t):
+    """acc[p][j] += src.flat[s + p * stride] * w.flat[t + j * lanes:][:lanes] for every p, j.
+
+    One input value per pixel, broadcast to all lanes, times one row of weights: the inner step
+    of a conv vectorised over output channels.
+    """
+    _check_c_float32(src)
+    _check_c_float32(w)
+
+    def codegen(context, builder, sig, args):
+        shape = sig.args[0].shape
+        e = _Emitter(context, builder, shape)
+        a, src_v, s_v, stride_v, w_v, t_v = args
+        weights = [e.load(sig.args[4], w_v, e.offset(t_v, j * shape.lanes)) for j in range(shape.vectors)]
+        rows = e.unpack(a)
+        at = s_v
+        for p in range(shape.pixels):
+            x = e.splat(sig.args[1], src_v, at)
+            rows[p] = [e.fmuladd(x, wj, rows[p][j]) for j, wj in enumerate(weights)]
+            at = builder.add(at, stride_v)
+        return e.pack(rows)
+
+    return acc(acc, src, s, stride, w, t), codegen
+
+
+@intrinsic
+def block_fma_elementwise(typingctx, acc, src, s, stride, w, t):
+    """acc[p][j] += src.flat[s + p * stride + j * lanes:][:lanes] * w.flat[t + j * lanes:][:lanes].
+
+    Lane by lane over input channels: the inner step of a conv with one output channel, whose
+    lanes are summed at the end (block_sum_store).
+    """
+    _check_c_float32(src)
+    _check_c_float32(w)
+
+    def codegen(context, builder, sig, args):
+        shape = sig.args[0].shape
+        e = _Emitter(context, builder, shape)
+        a, src_v, s_v, stride_v, w_v, t_v = args
+        weights = [e.load(sig.args[4], w_v, e.offset(t_v, j * shape.lanes)) for j in range(shape.vectors)]
+        rows = e.unpack(a)
+        at = s_v
+        for p in range(shape.pixels):
+            rows[p] = [e.fmuladd(e.load(sig.args[1], src_v, e.offset(at, j * shape.lanes)), wj, rows[p][j])
+                       for j, wj in enumerate(weights)]
+            at = builder.add(at, stride_v)
+        return e.pack(rows)
+
+    return acc(acc, src, s, stride, w, t), codegen
+
+
+@intrinsic
+def block_store(typingctx, acc, dst, d, stride, n, relu):
+    """dst.flat[d + p * stride + j * lanes:][:lanes] = acc[p][j] for pixels p < n (max(., 0) if relu).
+
+    ReLU keeps NaN as NaN, as torch's does.
+    """
+    _check_c_float32(dst)
+
+    def codegen(context, builder, sig, args):
+        shape = sig.args[0].shape
+        e = _Emitter(context, builder, shape)
+        a, dst_v, d_v, stride_v, n_v, relu_v = args
+        zero = ir.Constant(e.vec, [0.0] * shape.lanes)
+        rows = e.unpack(a)
+        at = d_v
+        for p in range(shape.pixels):
+            with builder.if_then(builder.icmp_signed(">", n_v, ir.Constant(n_v.type, p))):
+                for j, x in enumerate(rows[p]):
+                    clipped = builder.select(builder.fcmp_ordered("<", x, zero), zero, x)
+                    e.store(builder.select(relu_v, clipped, x), sig.args[1], dst_v, e.offset(at, j * shape.lanes))
+            at = builder.add(at, stride_v)
+        return context.get_dummy_value()
+
+    return types.none(acc, dst, d, stride, n, types.boolean), codegen
+
+
+@intrinsic
+def block_sum_store(typingctx, acc, dst, d, n, bias):
+    """dst.flat[d + p] = bias + the sum of all lanes of acc[p][:] for pixels p < n."""
+    _check_c_float32(dst)
+
+    def codegen(context, builder, sig, args):
+        shape = sig.args[0].shape
+        e = _Emitter(context, builder, shape)
+        a, dst_v, d_v, n_v, bias_v = args
+        reduce = cgutils.get_or_insert_function(builder.module, ir.FunctionType(_F32, [_F32, e.vec]),
+                                                f"llvm.vector.reduce.fadd.v{shape.lanes}f32")
+        for p, row in enumerate(e.unpack(a)):
+            with builder.if_then(builder.icmp_signed(">", n_v, ir.Constant(n_v.type, p))):
+                total = row[0]
+                for x in row[1:]:
+                    total = builder.fadd(total, x)
+                s = builder.call(reduce, [ir.Constant(_F32, -0.0), total], fastmath=("reassoc",))
+                builder.store(builder.fadd(s, bias_v), e.ptr(sig.args[1], dst_v, e.offset(d_v, p)))
+        return context.get_dummy_value()
+
+    return types.none(acc, dst, d, n, types.float32), codegen
