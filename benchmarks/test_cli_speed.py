@@ -9,6 +9,7 @@ enlarged); outputs are twice that. SRCNN_BENCH_BATCH_SIDE (default 512) is the s
 inputs of the batch entries: the network dominates those, at 2048 they take minutes on 2 cores.
 Each entry's extra_info holds the file size; the batch entries hold the per-phase times.
 """
+import io
 import os
 
 import numpy as np
@@ -34,7 +35,18 @@ def hubble(side: int) -> np.ndarray:
 def output8():
     """The (2 SIDE, 2 SIDE, 3) uint8 image the CLI writes for a SIDE x SIDE input (bicubic stands in for
     the network here: its output compresses within ~6% of the network's, README)."""
+    write_png(io.BytesIO(), np.zeros((2, 2, 3), np.uint8), level=1)  # Numba compiles or loads its cache
     return hubble(2 * SIDE)
+
+
+@pytest.fixture(scope="module")
+def output16():
+    """(2 SIDE, 2 SIDE, 3) uint16 as the CLI writes it for a 16-bit input: float samples enlarged
+    (Pillow bicubic on float planes) and quantised, so the low bytes hold noise as real data does."""
+    small = hubble(SIDE).astype(np.float32) / 255
+    planes = [np.asarray(Image.fromarray(small[:, :, c]).resize((2 * SIDE, 2 * SIDE), Image.Resampling.BICUBIC))
+              for c in range(3)]
+    return imageio.quantize(np.stack(planes, axis=2), 16)
 
 
 def encode_to_file(path, encode) -> int:
@@ -49,7 +61,7 @@ def encode_to_file(path, encode) -> int:
 def run_encode(benchmark, path, encode, group, name):
     benchmark.group = group
     benchmark.name = name
-    size = benchmark.pedantic(encode_to_file, args=(path, encode), rounds=3, iterations=1, warmup_rounds=1)
+    size = benchmark.pedantic(encode_to_file, args=(path, encode), rounds=2, iterations=1)
     benchmark.extra_info["megabytes"] = round(size / 1e6, 2)
     return path
 
@@ -60,7 +72,7 @@ def test_png8_before_pillow_level6(benchmark, output8, tmp_path):
                f"PNG 8-bit RGB {2 * SIDE}^2 encode", "before: Pillow level 6")
 
 
-@pytest.mark.parametrize("level", [0, 1, 2, 3, 6, 9])
+@pytest.mark.parametrize("level", [0, 1, 2, 6])
 def test_png8_now(benchmark, output8, tmp_path, level):
     path = run_encode(benchmark, tmp_path / "a.png", lambda f: write_png(f, output8, level=level),
                       f"PNG 8-bit RGB {2 * SIDE}^2 encode", f"now: level {level}, all cores")
@@ -68,9 +80,9 @@ def test_png8_now(benchmark, output8, tmp_path, level):
 
 
 @pytest.mark.parametrize("level, threads", [(6, 1), (1, None)])
-def test_png16(benchmark, output8, tmp_path, level, threads):
-    """The 16-bit codec: before = level 6 on one thread (the old writer's filters and level)."""
-    data = output8.astype(np.uint16) * 257 + np.arange(2 * SIDE, dtype=np.uint16)[:, None, None] % 7
+def test_png16(benchmark, output16, tmp_path, level, threads):
+    """The 16-bit codec: before = level 6 on one thread (the old writer had three filters, not five)."""
+    data = output16
     name = "before: level 6, one thread" if threads == 1 else "now: level 1, all cores"
     path = run_encode(benchmark, tmp_path / "a.png", lambda f: write_png(f, data, level=level, threads=threads),
                       f"PNG 16-bit RGB {2 * SIDE}^2 encode", name)
@@ -80,12 +92,12 @@ def test_png16(benchmark, output8, tmp_path, level, threads):
 
 
 @pytest.mark.parametrize("now", [False, True])
-def test_tiff16(benchmark, output8, tmp_path, now):
+def test_tiff16(benchmark, output16, tmp_path, now):
     """16-bit colour TIFF through tifffile: before = zlib at tifffile's default level, no predictor."""
     tifffile = pytest.importorskip("tifffile")
     from srcnn_np.io.tiff_io import write_tiff
 
-    data = output8.astype(np.uint16) * 257 + np.arange(2 * SIDE, dtype=np.uint16)[:, None, None] % 7
+    data = output16
     encode = ((lambda f: write_tiff(f, data, level=imageio.TIFF_LEVEL)) if now else
               (lambda f: tifffile.imwrite(f, data, photometric="rgb", planarconfig="contig", compression="zlib")))
     path = run_encode(benchmark, tmp_path / "a.tif", encode, f"TIFF 16-bit RGB {2 * SIDE}^2 encode",

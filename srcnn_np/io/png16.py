@@ -17,6 +17,7 @@ PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 CHANNELS_BY_COLOR_TYPE = {0: 1, 2: 3, 4: 2, 6: 4}  # gray, RGB, gray + alpha, RGBA
 ZLIB_LEVEL = 6
 FILTER_NONE, FILTER_SUB, FILTER_UP, FILTER_AVERAGE, FILTER_PAETH = range(5)  # scanline filter types
+FILTER_KINDS = 5
 # Adam7 passes: (x0, y0, dx, dy) of the pixels each pass holds
 ADAM7_PASSES = ((0, 0, 8, 8), (4, 0, 8, 8), (0, 4, 4, 8), (2, 0, 4, 4), (0, 2, 2, 4), (1, 0, 2, 2), (0, 1, 1, 2))
 
@@ -32,6 +33,23 @@ def is_png16(path_or_header) -> bool:
             and header[24] == 16 and header[25] in CHANNELS_BY_COLOR_TYPE)
 
 
+@njit(inline="always")
+def prediction(kind, left, up, up_left):
+    """What PNG filter `kind` (0 None, 1 Sub, 2 Up, 3 Average, 4 Paeth) predicts a byte to be from
+    its left, upper and upper-left neighbours (int32, 0 outside the image)."""
+    if kind == FILTER_SUB:
+        return left
+    if kind == FILTER_UP:
+        return up
+    if kind == FILTER_AVERAGE:
+        return (left + up) >> 1
+    if kind == FILTER_PAETH:
+        p = left + up - up_left
+        pa, pb, pc = abs(p - left), abs(p - up), abs(p - up_left)
+        return left if (pa <= pb and pa <= pc) else (up if pb <= pc else up_left)
+    return np.int32(0)
+
+
 @njit(**JIT_OPTIONS)
 def unfilter_scanlines(scanlines, bpp, out):
     """Undo the PNG scanline filters: scanlines (H, 1 + S) uint8, filter byte first -> out (H, S) uint8.
@@ -42,26 +60,14 @@ def unfilter_scanlines(scanlines, bpp, out):
     height, stride = out.shape
     for y in range(height):
         kind = scanlines[y, 0]
+        if kind >= FILTER_KINDS:
+            return y
         for i in range(stride):
             x = np.int32(scanlines[y, i + 1])
             left = np.int32(out[y, i - bpp]) if i >= bpp else np.int32(0)
             up = np.int32(out[y - 1, i]) if y > 0 else np.int32(0)
-            if kind == FILTER_NONE:
-                pred = np.int32(0)
-            elif kind == FILTER_SUB:
-                pred = left
-            elif kind == FILTER_UP:
-                pred = up
-            elif kind == FILTER_AVERAGE:
-                pred = (left + up) >> 1
-            elif kind == FILTER_PAETH:
-                up_left = np.int32(out[y - 1, i - bpp]) if (y > 0 and i >= bpp) else np.int32(0)
-                p = left + up - up_left
-                pa, pb, pc = abs(p - left), abs(p - up), abs(p - up_left)
-                pred = left if (pa <= pb and pa <= pc) else (up if pb <= pc else up_left)
-            else:
-                return y
-            out[y, i] = np.uint8((x + pred) & 0xFF)
+            up_left = np.int32(out[y - 1, i - bpp]) if (y > 0 and i >= bpp) else np.int32(0)
+            out[y, i] = np.uint8((x + prediction(kind, left, up, up_left)) & 0xFF)
     return -1
 
 
@@ -180,7 +186,7 @@ def read_png16(path_or_fileobj, max_pixels: int = MAX_PIXELS_DEFAULT) -> np.ndar
 def write_png16(path_or_fileobj, array: np.ndarray, level: int = ZLIB_LEVEL) -> None:
     """Write (H, W) or (H, W, C) uint16, C in 1..4 (gray, gray + alpha, RGB, RGBA), as a 16-bit PNG.
 
-    Non-interlaced, big-endian samples, a None/Sub/Up filter chosen per row, zlib `level`
+    Non-interlaced, big-endian samples, a filter chosen per row, zlib `level`
     (see png_write.write_png). Writes to a binary file object, or to a path (created or
     overwritten: atomic replacement is the caller's job).
     """

@@ -17,12 +17,11 @@ import numpy as np
 from numba import njit
 
 from ..config import JIT_OPTIONS
-from .png16 import PNG_SIGNATURE
+from .png16 import FILTER_KINDS, PNG_SIGNATURE, prediction
 
 COLOR_TYPE_BY_CHANNELS = {1: 0, 2: 4, 3: 2, 4: 6}  # gray, gray + alpha, RGB, RGBA
 IDAT_CHUNK_BYTES = 1 << 20
 BAND_BYTES = 1 << 21  # raw bytes per band: many more bands than threads keeps them all busy
-FILTER_NONE, FILTER_SUB, FILTER_UP = 0, 1, 2
 ADLER_BASE = 65521
 
 
@@ -30,34 +29,29 @@ ADLER_BASE = 65521
 def filter_scanlines(rows, bpp, start, stop):
     """Filter rows[start:stop] of rows (H, S) uint8 for PNG -> (stop - start, 1 + S) uint8, filter byte first.
 
-    Each row gets None, Sub or Up, whichever has the smallest sum of absolute values of the
-    filtered bytes read as signed (libpng's heuristic). Row start's Up filter reads rows[start - 1],
+    Each row gets the filter whose filtered bytes, read as signed, have the smallest sum of
+    absolute values (libpng's heuristic; the first on a tie). Row `start` reads rows[start - 1],
     so bands filtered apart join into the same scanlines as the whole image filtered at once.
     """
     stride = rows.shape[1]
     out = np.empty((stop - start, stride + 1), dtype=np.uint8)
+    costs = np.empty(FILTER_KINDS, dtype=np.int64)
     for y in range(start, stop):
-        cost_none = cost_sub = cost_up = 0
-        for i in range(stride):
-            x = np.int32(rows[y, i])
-            sub = (x - (np.int32(rows[y, i - bpp]) if i >= bpp else 0)) & 0xFF
-            up = (x - (np.int32(rows[y - 1, i]) if y > 0 else 0)) & 0xFF
-            cost_none += min(x, 256 - x)
-            cost_sub += min(sub, 256 - sub)
-            cost_up += min(up, 256 - up)
-        kind = FILTER_NONE
-        if cost_sub < cost_none and cost_sub <= cost_up:
-            kind = FILTER_SUB
-        elif cost_up < cost_none:
-            kind = FILTER_UP
+        costs[:] = 0
+        for pass_ in range(2):  # 0: the cost of each filter; 1: write the row with the cheapest
+            kind = np.argmin(costs)
+            for i in range(stride):
+                x = np.int32(rows[y, i])
+                left = np.int32(rows[y, i - bpp]) if i >= bpp else np.int32(0)
+                up = np.int32(rows[y - 1, i]) if y > 0 else np.int32(0)
+                up_left = np.int32(rows[y - 1, i - bpp]) if (y > 0 and i >= bpp) else np.int32(0)
+                if pass_ == 0:
+                    for k in range(FILTER_KINDS):
+                        residual = (x - prediction(k, left, up, up_left)) & 0xFF
+                        costs[k] += min(residual, 256 - residual)
+                else:
+                    out[y - start, i + 1] = np.uint8((x - prediction(kind, left, up, up_left)) & 0xFF)
         out[y - start, 0] = kind
-        for i in range(stride):
-            x = np.int32(rows[y, i])
-            if kind == FILTER_SUB and i >= bpp:
-                x -= np.int32(rows[y, i - bpp])
-            elif kind == FILTER_UP and y > 0:
-                x -= np.int32(rows[y - 1, i])
-            out[y - start, i + 1] = np.uint8(x & 0xFF)
     return out
 
 
@@ -108,7 +102,7 @@ def write_png(f, array: np.ndarray, *, level: int, threads: int | None = None,
               icc_profile: bytes | None = None) -> None:
     """Write (H, W) or (H, W, C) uint8 | uint16, C in 1..4, as a PNG of that bit depth to the binary file f.
 
-    Non-interlaced, a None/Sub/Up filter chosen per row, zlib `level` 0..9, deflated on `threads`
+    Non-interlaced, one of the five filters chosen per row, zlib `level` 0..9, deflated on `threads`
     threads (default: every CPU this process may use). icc_profile goes into an iCCP chunk.
     Writes through f.write only (no seek, no file descriptor).
     """
