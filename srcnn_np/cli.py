@@ -15,8 +15,8 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
-from .io.imageio import (EXTENSIONS, FORMAT_EXTENSION, MAX_PIXELS_DEFAULT, ImageIOError, check_regular_file, format_of,
-                      quiet_decoders, read_image, write_image)
+from .io.imageio import (EXTENSIONS, FORMAT_EXTENSION, MAX_PIXELS_DEFAULT, PNG_COMPRESSION, ImageIOError,
+                      check_regular_file, format_of, quiet_decoders, read_image, write_image)
 from .errors import one_line
 from .progress import Progress
 from .weights import MODELS, SUPPORTED_SCALES, WeightsError
@@ -55,6 +55,15 @@ class Job:
 def job_format(path) -> str | None:
     """"fits" for FITS file names, else the image format of the name (see imageio), else None."""
     return "fits" if str(path).lower().endswith(FITS_EXTENSIONS) else format_of(path)
+
+
+def png_compression(value: str) -> int | str:
+    """--png-compression: "rle" or a zlib level 0..9 (an int)."""
+    if value == "rle":
+        return value
+    if value not in tuple("0123456789"):
+        raise argparse.ArgumentTypeError(f"{value!r} is not rle or a zlib level 0-9")
+    return int(value)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -102,8 +111,9 @@ def build_parser() -> argparse.ArgumentParser:
                       "so each output block sums to its input pixel")
     fits.add_argument("--stretch", default="linear", choices=("linear", "asinh"),
                       help="how each plane's finite range is mapped into the network's [0, 1] (default linear)")
-    up.add_argument("--png-compression", type=int, choices=range(10), metavar="0-9",
-                    help="zlib level of PNG outputs: 0 none (biggest), 1 fastest (default), 9 smallest")
+    up.add_argument("--png-compression", type=png_compression, default=PNG_COMPRESSION, metavar="rle|0-9",
+                    help="how PNG outputs are deflated: rle (default: fast, and about as small as 6 on "
+                    "photographs) or a zlib level, 0 none to 9 smallest and slowest")
     up.add_argument("--timings", action="store_true",
                     help="print each image's decode, network and encode wall times on stderr")
     up.add_argument("-q", "--quiet", action="store_true", help="no progress bar or per-file lines")
@@ -269,7 +279,7 @@ def compute_job(job: Job, kw, args):
         encoding = time.monotonic()
         try:
             write_image(job.target, result, job.fmt, image.bit_depth, overwrite=args.overwrite,
-                        icc_profile=image.icc_profile, compression=args.png_compression, threads=args.threads)
+                        icc_profile=image.icc_profile, png_compression=args.png_compression, threads=args.threads)
         except Exception as e:  # noqa: BLE001 - see job_failure
             return (*job_failure(job, e), None)
         phases["encode"] = time.monotonic() - encoding

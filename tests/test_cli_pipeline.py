@@ -26,7 +26,7 @@ def expected_output(pixels: np.ndarray) -> np.ndarray:
     return np.rint(np.clip(upscale(pixels, random_weights(9)), 0, 1) * 255).astype(np.uint8)
 
 
-@pytest.mark.parametrize("value", ["10", "-1", "x", "1.5", ""])
+@pytest.mark.parametrize("value", ["10", "-1", "x", "1.5", "", "RLE", " 1"])
 def test_bad_png_compression_is_a_one_line_usage_error(tmp_path, capsys, value):
     with pytest.raises(SystemExit) as e:
         main(["upscale", "in.png", "-o", str(tmp_path / "o.png"), "--png-compression", value])
@@ -35,17 +35,18 @@ def test_bad_png_compression_is_a_one_line_usage_error(tmp_path, capsys, value):
     assert "--png-compression" in err, err
 
 
-@pytest.mark.parametrize("levels, depth", [((0, 1, 9), 8), ((0, 1, 9), 16)])
-def test_every_png_compression_writes_the_same_pixels(tmp_path, weights_file, capsys, levels, depth):
-    """Lossless at every level: the decoded output is what was meant to be written; sizes shrink."""
+@pytest.mark.parametrize("depth", [8, 16])
+def test_every_png_compression_writes_the_same_pixels(tmp_path, weights_file, capsys, depth):
+    """Lossless at every setting: the decoded output is what was meant to be written; sizes shrink
+    with the level; the default is rle."""
     source = tmp_path / "in.png"
     pixels = sky(24, 20, 3, np.uint16 if depth == 16 else np.uint8)
     png16.write_png16(str(source), pixels) if depth == 16 else Image.fromarray(pixels).save(source)
     decoded, sizes = [], {}
-    for level in levels:
+    for level in (0, "rle", 1, 9, None):
         target = tmp_path / f"out{level}.png"
-        code, _, err = run(["upscale", str(source), "-o", str(target), "--weights", weights_file,
-                            "--png-compression", str(level)], capsys)
+        code, _, err = run(["upscale", str(source), "-o", str(target), "--weights", weights_file]
+                           + ([] if level is None else ["--png-compression", str(level)]), capsys)
         assert code == EXIT_OK, err
         decoded.append(png16.read_png16(str(target)) if depth == 16 else np.asarray(Image.open(target)))
         sizes[level] = target.stat().st_size
@@ -54,6 +55,7 @@ def test_every_png_compression_writes_the_same_pixels(tmp_path, weights_file, ca
     for other in decoded[1:]:
         np.testing.assert_array_equal(other, decoded[0])
     assert sizes[0] > sizes[1] >= sizes[9], sizes
+    assert (tmp_path / "outNone.png").read_bytes() == (tmp_path / "outrle.png").read_bytes()
 
 
 def test_timings_print_each_phase_and_the_batch(tmp_path, weights_file, capsys):

@@ -23,9 +23,9 @@ from ..errors import one_line
 EXTENSIONS = {".png": "png", ".jpg": "jpeg", ".jpeg": "jpeg", ".tif": "tiff", ".tiff": "tiff"}
 FORMAT_EXTENSION = {"png": ".png", "jpeg": ".jpg", "tiff": ".tif"}
 SIGNED_INTEGER = 2  # TIFF SampleFormat value
-# zlib levels of the written files (--png-compression): 1 is ~5x faster to encode than 6 and
-# ~10-20% bigger (README, "End to end: the CLI"); PNG and 16-bit colour TIFF deflate on all cores
-PNG_LEVEL = 1
+# How outputs are deflated (README, "End to end: the CLI"): PNG with zlib's run-length strategy
+# ("rle", or --png-compression 0-9), 16-bit colour TIFF at zlib level 1; both on all cores
+PNG_COMPRESSION = "rle"
 TIFF_LEVEL = 1
 
 
@@ -218,13 +218,13 @@ def quantize(pixels: np.ndarray, bit_depth: int) -> np.ndarray:
 
 
 def write_image(path, pixels: np.ndarray, fmt: str, bit_depth: int = 8, *, overwrite: bool = False,
-                icc_profile: bytes | None = None, compression: int | None = None,
+                icc_profile: bytes | None = None, png_compression: int | str = PNG_COMPRESSION,
                 threads: int | None = None) -> None:
     """Write (H, W) or (H, W, C) float32 in [0, 1] as `fmt` ("png", "jpeg", "tiff") atomically.
 
     16-bit is kept for PNG and TIFF; JPEG is always 8-bit and cannot carry alpha (alpha is dropped).
-    compression is the zlib level 0..9 of PNG and of 16-bit colour TIFF (default: PNG_LEVEL,
-    TIFF_LEVEL), which deflate on `threads` threads (default: every CPU this process may use).
+    png_compression is "rle" or a zlib level 0..9 (see png_write.zlib_options); PNG and 16-bit
+    colour TIFF deflate on `threads` threads (default: every CPU this process may use).
     Raises ImageIOError if `path` exists and not `overwrite`, or if writing fails; on failure no
     partial file is left behind and an existing file is untouched.
     """
@@ -239,7 +239,7 @@ def write_image(path, pixels: np.ndarray, fmt: str, bit_depth: int = 8, *, overw
     try:
         with atomic_output(path, overwrite=overwrite) as tmp:
             with open(tmp, "wb") as f:
-                _encode(f, data, fmt, icc_profile, compression, threads)
+                _encode(f, data, fmt, icc_profile, png_compression, threads)
     except OutputExistsError:
         raise ImageIOError(f"{path}: exists (use --overwrite to replace it)") from None
     except ImageIOError:
@@ -250,20 +250,19 @@ def write_image(path, pixels: np.ndarray, fmt: str, bit_depth: int = 8, *, overw
         raise ImageIOError(f"{path}: cannot write ({one_line(e)})") from None
 
 
-def _encode(f, data: np.ndarray, fmt: str, icc_profile, compression: int | None, threads: int | None) -> None:
+def _encode(f, data: np.ndarray, fmt: str, icc_profile, png_compression, threads: int | None) -> None:
     """Encode uint8/uint16 (H, W[, C]) pixels into the open binary file f."""
     extra = {"icc_profile": icc_profile} if icc_profile else {}
     if fmt == "png":
         from .png_write import write_png
 
-        write_png(f, data, level=PNG_LEVEL if compression is None else compression, threads=threads,
-                  icc_profile=icc_profile)
+        write_png(f, data, compression=png_compression, threads=threads, icc_profile=icc_profile)
         return
     if data.dtype == np.uint16:
         if data.ndim == 3:
             from . import tiff_io
 
-            tiff_io.write_tiff(f, data, level=TIFF_LEVEL if compression is None else compression, threads=threads)
+            tiff_io.write_tiff(f, data, level=TIFF_LEVEL, threads=threads)
             return
         Image.fromarray(data).save(f, format="TIFF", compression="tiff_adobe_deflate")
         return

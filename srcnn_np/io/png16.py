@@ -183,10 +183,10 @@ def read_png16(path_or_fileobj, max_pixels: int = MAX_PIXELS_DEFAULT) -> np.ndar
     return image[:, :, 0] if channels == 1 else image
 
 
-def write_png16(path_or_fileobj, array: np.ndarray, level: int = ZLIB_LEVEL) -> None:
+def write_png16(path_or_fileobj, array: np.ndarray, compression=ZLIB_LEVEL) -> None:
     """Write (H, W) or (H, W, C) uint16, C in 1..4 (gray, gray + alpha, RGB, RGBA), as a 16-bit PNG.
 
-    Non-interlaced, big-endian samples, a filter chosen per row, zlib `level`
+    Non-interlaced, big-endian samples, a filter chosen per row, deflated as `compression` says
     (see png_write.write_png). Writes to a binary file object, or to a path (created or
     overwritten: atomic replacement is the caller's job).
     """
@@ -197,6 +197,6 @@ def write_png16(path_or_fileobj, array: np.ndarray, level: int = ZLIB_LEVEL) -> 
         raise ValueError(f"write_png16 needs uint16 samples, got {array.dtype}")
     if isinstance(path_or_fileobj, (str, os.PathLike)):
         with open(path_or_fileobj, "wb") as f:
-            write_png(f, array, level=level)
+            write_png(f, array, compression=compression)
     else:
-        write_png(path_or_fileobj, array, level=level)
+        write_png(path_or_fileobj, array, compression=compression)
