@@ -114,8 +114,9 @@ def write_png(f, array: np.ndarray, *, compression, threads: int | None = None,
     """Write (H, W) or (H, W, C) uint8 | uint16, C in 1..4, as a PNG of that bit depth to the binary file f.
 
     Non-interlaced, one of the five filters chosen per row, deflated as `compression` says ("rle"
-    or a zlib level 0..9, see zlib_options) on `threads` threads (default: every CPU this process may use). icc_profile goes into an iCCP chunk.
-    Writes through f.write only (no seek, no file descriptor).
+    or a zlib level 0..9, see zlib_options) on `threads` threads (default: every CPU this process
+    may use). icc_profile goes into an iCCP chunk. Writes through f.write only (no seek, no file
+    descriptor).
     """
     array = np.asarray(array)
     if array.dtype not in (np.uint8, np.uint16):
