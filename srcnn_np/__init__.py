@@ -1,8 +1,16 @@
 """srcnn_np: torch-free SRCNN super-resolution for astronomical images (NumPy + Numba)."""
-from .model import upscale, srcnn_forward, KernelWeights
 from .weights import FORMAT_VERSION, Weights, WeightsError, load_weights, save_weights
 
 __version__ = "0.1.0"
+MODEL_NAMES = ("upscale", "srcnn_forward", "KernelWeights")  # from .model, imported on first use: it imports Numba
+
+
+def __getattr__(name):
+    if name in MODEL_NAMES:
+        from . import model
+
+        return getattr(model, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def bicubic_upsample(img2d, scale: int):

@@ -6,15 +6,17 @@ Exit status: 0 all done; 1 some inputs failed (each named on stderr, the rest we
 are left).
 """
 import argparse
+import contextlib
 import os
 import signal
 import sys
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from .io.formats import EXT_CHOICES, EXTENSIONS, format_of, kind_of, read_any, split_extension, upscaled_metadata, write_any
-from .io.imageio import MAX_PIXELS_DEFAULT, ImageIOError, check_regular_file, quiet_decoders
+from .io.imageio import MAX_PIXELS_DEFAULT, PNG_COMPRESSION, ImageIOError, check_regular_file, quiet_decoders
 from .errors import one_line
 from .progress import Progress
 from .weights import MODELS, SUPPORTED_SCALES, WeightsError
@@ -56,6 +58,15 @@ def quantize_level(text: str) -> float:
     if not 0 <= value < float("inf"):
         raise argparse.ArgumentTypeError(f"{text!r} is not 0 (lossless) or a positive number")
     return value
+
+
+def png_compression(value: str) -> int | str:
+    """--png-compression: "rle" or a zlib level 0..9 (an int)."""
+    if value == "rle":
+        return value
+    if value not in tuple("0123456789"):
+        raise argparse.ArgumentTypeError(f"{value!r} is not rle or a zlib level 0-9")
+    return int(value)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -108,6 +119,11 @@ def build_parser() -> argparse.ArgumentParser:
     fits.add_argument("--quantize-level", type=quantize_level, default=0.0, metavar="Q",
                       help=".fits.fz output of float data: 0 = lossless (GZIP_2 tiles, default); Q > 0 = "
                       "RICE_1 tiles quantised to noise/Q with subtractive dithering, lossy (astropy defaults to 16, fpack to 4)")
+    up.add_argument("--png-compression", type=png_compression, default=PNG_COMPRESSION, metavar="rle|0-9",
+                    help="how PNG outputs are deflated: rle (default: fast, and about as small as 6 on "
+                    "photographs) or a zlib level, 0 none to 9 smallest and slowest")
+    up.add_argument("--timings", action="store_true",
+                    help="print each image's decode, network and encode wall times on stderr")
     up.add_argument("-q", "--quiet", action="store_true", help="no progress bar or per-file lines")
     up.set_defaults(run=run_upscale)
     add_compare_parser(sub)
@@ -123,7 +139,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def add_compare_parser(sub) -> None:
-    from .viewer import MAX_VIEW_PIXELS
+    from .config import MAX_VIEW_PIXELS
 
     cmp = sub.add_parser(
         "compare", help="before/after viewer: bicubic vs an upscaled image, one HTML file",
@@ -294,6 +310,15 @@ def upscale_job(job: Job, kw, args) -> tuple[bool, str]:
 
     Runs in this process or as a task on a --scheduler cluster's worker.
     """
+    computed = compute_job(job, kw, args)
+    return computed if isinstance(computed, tuple) else computed()[:2]
+
+
+def compute_job(job: Job, kw, args):
+    """Read and upscale one job. Returns its outcome (ok, line) when it is finished already (a
+    failure, or a FITS job, done whole), else a function of no arguments that writes the output
+    and returns (ok, line, phases): phases = {"decode": s, "network": s, "encode": s} wall times,
+    or None when the write failed."""
     from .model import network_tiles, upscale
 
     source_kind = kind_of(format_of(job.source) or "png")  # an unknown extension: an image, told by its bytes
@@ -304,6 +329,7 @@ def upscale_job(job: Job, kw, args) -> tuple[bool, str]:
     started = time.monotonic()
     try:
         image = read_any(job.source, max_pixels=args.max_pixels)
+        decoded = time.monotonic()
         tiles = network_tiles(image.pixels.shape, args.mode, args.tile, args.scale)
         bar = Progress(tiles, os.path.basename(job.source), enabled=False if args.quiet or tiles < 8 else None)
         try:
@@ -313,18 +339,71 @@ def upscale_job(job: Job, kw, args) -> tuple[bool, str]:
             bar.close()
         metadata = upscaled_metadata(image, args.scale, f"srcnn_np: upscaled x{args.scale} with {method_of(args)} "
                                      f"from {os.path.basename(job.source)}")
-        write_any(job.target, result, job.fmt, image.bit_depth, overwrite=args.overwrite,
-                  icc_profile=image.icc_profile, metadata=metadata)
-    except (ImageIOError, ValueError, ImportError) as e:
+    except Exception as e:  # noqa: BLE001 - see job_failure
+        return job_failure(job, e)
+    phases = {"decode": decoded - started, "network": time.monotonic() - decoded}
+
+    def write() -> tuple[bool, str, dict | None]:
+        encoding = time.monotonic()
+        try:
+            write_any(job.target, result, job.fmt, image.bit_depth, overwrite=args.overwrite,
+                      icc_profile=image.icc_profile, metadata=metadata, png_compression=args.png_compression,
+                      threads=args.threads)
+        except Exception as e:  # noqa: BLE001 - see job_failure
+            return (*job_failure(job, e), None)
+        phases["encode"] = time.monotonic() - encoding
+        h, w = image.pixels.shape[:2]
+        return True, (f"{job.source} -> {job.target} ({w}x{h} -> {result.shape[1]}x{result.shape[0]}, "
+                      f"{time.monotonic() - started:.2f} s)"), phases
+
+    return write
+
+
+def job_failure(job: Job, e: Exception) -> tuple[bool, str]:
+    """(False, the failure line) for what reading, upscaling or writing job raised: a bad file, no
+    memory, or a bug, which fails this file, not the rest of the batch."""
+    if isinstance(e, (ImageIOError, ValueError, ImportError)):
         return False, (str(e) if str(e).startswith(job.source) or str(e).startswith(job.target)
                        else f"{job.source}: {e}")
-    except MemoryError:
+    if isinstance(e, MemoryError):
         return False, f"{job.source}: out of memory (try a smaller --tile)"
-    except Exception as e:  # noqa: BLE001 - a bug fails this file, not the rest of the batch
-        return False, internal_error(job.source, e)
-    h, w = image.pixels.shape[:2]
-    return True, (f"{job.source} -> {job.target} ({w}x{h} -> {result.shape[1]}x{result.shape[0]}, "
-                  f"{time.monotonic() - started:.2f} s)")
+    return False, internal_error(job.source, e)
+
+
+def run_pipelined(jobs: list[Job], kw, args):
+    """Yield upscale_job's outcome for each job, in order, each output written on a writer thread
+    while the next input is read and upscaled. At most one write is in flight (two results in
+    memory). An interrupt lets that write finish (its output is complete, no temp file), then
+    propagates. --timings: each image's phases, and the batch's wall time, on stderr."""
+    started = time.monotonic()
+    with ThreadPoolExecutor(1, thread_name_prefix="srcnn-np-writer") as writer:
+        writing = None  # (job, Future of its write) in flight
+        for job in jobs:
+            computed = compute_job(job, kw, args)
+            if writing is not None:
+                yield finish_write(*writing, args)
+                writing = None
+            if isinstance(computed, tuple):
+                yield computed
+            else:
+                writing = job, writer.submit(computed)
+        if writing is not None:
+            yield finish_write(*writing, args)
+    if args.timings and jobs:
+        wall = time.monotonic() - started
+        print(f"{PROG}: timings: {len(jobs)} input(s) in {wall:.2f} s wall, {wall / len(jobs):.2f} s per input",
+              file=sys.stderr, flush=True)
+
+
+def finish_write(job: Job, writing, args) -> tuple[bool, str]:
+    """Wait for job's write (a Future of compute_job's write()) and return its (ok, line); with
+    --timings, print its phases on stderr (here in the main thread: a decoder may be silencing
+    stderr in the meantime, see imageio.quiet_decoders)."""
+    ok, line, phases = writing.result()
+    if phases is not None and args.timings:
+        print(f"{PROG}: timings {job.source}: " + ", ".join(f"{name} {seconds:.2f} s" for name, seconds in phases.items()),
+              file=sys.stderr, flush=True)
+    return ok, line
 
 
 def method_of(args) -> str:
@@ -381,12 +460,12 @@ def upscale_and_compare(job: Job, kw, args) -> tuple[bool, str]:
 
 
 def run_jobs(jobs: list[Job], kw, args):
-    """Yield (ok, line) per job (see upscale_job): here in order, or with --scheduler on the
-    cluster, one task per job, as they finish."""
+    """Yield (ok, line) per job (see upscale_job): here in order (run_pipelined; one after the other
+    with --compare, whose viewer reads the written output), or with --scheduler on the cluster, one
+    task per job, as they finish."""
     work = upscale_and_compare if args.compare else upscale_job
     if not args.scheduler:
-        for job in jobs:
-            yield work(job, kw, args)
+        yield from (map(lambda job: work(job, kw, args), jobs) if args.compare else run_pipelined(jobs, kw, args))
         return
     from .dask import run_on_cluster
 
@@ -493,18 +572,19 @@ def run_upscale(args) -> int:
             bar.update()
         else:
             todo.append(job)
-    for ok, line in run_jobs(todo, kw, args):
-        if not ok:
-            failures.append(line)
-        else:
-            done += 1
-            if not args.quiet:
-                try:
-                    print(line, flush=True)
-                except BrokenPipeError:  # stdout's reader left (`| head`): finish the batch silently
-                    os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-                    args.quiet = True
-        bar.update()
+    with contextlib.closing(run_jobs(todo, kw, args)) as outcomes:  # closed on Ctrl-C: the write in flight ends
+        for ok, line in outcomes:
+            if not ok:
+                failures.append(line)
+            else:
+                done += 1
+                if not args.quiet:
+                    try:
+                        print(line, flush=True)
+                    except BrokenPipeError:  # stdout's reader left (`| head`): finish the batch silently
+                        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+                        args.quiet = True
+            bar.update()
     bar.close()
     if args.scheduler:  # every task has ended: a temp file left now is a killed worker's
         clear_stale_temps(todo, time.time(), args.quiet)

@@ -11,3 +11,6 @@ JIT_OPTIONS = dict(cache=True, nogil=True, fastmath=FASTMATH, error_model="numpy
 
 # Inputs larger than this many pixels are refused before decoding (the CLI's --max-pixels).
 MAX_PIXELS_DEFAULT = 200_000_000
+
+# Upscaled pixels the before/after viewer embeds by default (compare --max-pixels).
+MAX_VIEW_PIXELS = 2048 * 2048

@@ -21,9 +21,7 @@ from PIL import Image
 from .color import luminance
 from .io.imageio import EXTENSIONS, read_image
 from .metrics import psnr, ssim
-from .model import bicubic, resolve_weights, to_float01, upscale
 from .weights import MODELS, SUPPORTED_SCALES, WeightsError, load_weights
-
 
 
 def load_rgb(path) -> np.ndarray:
@@ -31,6 +29,8 @@ def load_rgb(path) -> np.ndarray:
 
     Raises imageio.ImageIOError (a ValueError) naming the file when it cannot be read.
     """
+    from .model import to_float01  # here, not at the top: `srcnn-np --help` does not import Numba
+
     pixels = to_float01(read_image(path).pixels)
     if pixels.ndim == 2:
         pixels = pixels[:, :, None]
@@ -72,12 +72,16 @@ def make_lr(hr: np.ndarray, scale: int) -> np.ndarray:
 
 def bicubic_rgb(lr: np.ndarray, scale: int) -> np.ndarray:
     """(h, w, 3) float32 -> (s*h, s*w, 3) float32, plain bicubic per channel, clipped to [0, 1]."""
+    from .model import bicubic
+
     up = np.stack([bicubic(lr[:, :, c], scale) for c in range(lr.shape[2])], axis=2)
     return np.clip(up, 0.0, 1.0)
 
 
 def evaluate_image(hr: np.ndarray, kernel_weights, scale: int) -> dict:
     """Scores of one (H, W, 3) float32 ground truth: {'bicubic_psnr', 'bicubic_ssim', 'model_psnr', ...}."""
+    from .model import upscale
+
     hr = modcrop(hr, scale)
     lr = make_lr(hr, scale)
     y_true = luminance(hr)
@@ -148,6 +152,8 @@ def hubble_deep_field() -> np.ndarray:
         from skimage.data import hubble_deep_field as load
     except ImportError as e:
         raise ImportError("--hdf needs scikit-image: pip install scikit-image") from e
+    from .model import to_float01
+
     return luminance(to_float01(load()))
 
 
@@ -185,6 +191,8 @@ def run(args) -> int:
     """Run the evaluation for parsed `args` (see add_arguments); returns the exit status."""
     if args.stars:
         return run_stars(args)
+    from .model import resolve_weights
+
     try:
         if not args.hr:
             raise ValueError("--hr DIR is required (or --stars for the science-fidelity evaluation)")

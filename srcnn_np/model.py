@@ -6,8 +6,6 @@
     -> conv2 5x5 64->32 + ReLU     (sH, sW, 32)
     -> conv3 5x5 32->1             (sH, sW)       not clipped
 """
-import functools
-import threading
 from dataclasses import dataclass
 
 import numpy as np
@@ -19,24 +17,6 @@ from .weights import Weights, load_weights
 
 MODES = ("rgb", "y")
 DEVICES = ("cpu", "cuda", "auto")
-_WORKQUEUE_TURNS = threading.RLock()
-
-
-def taking_turns_on_workqueue(fn):
-    """Run fn in one thread at a time where Numba's threading layer is "workqueue" (its fallback
-    when neither TBB nor OpenMP is installed): that layer aborts the whole process when parallel
-    kernels run in two threads at once. TBB and OpenMP let calls from several threads overlap."""
-    @functools.wraps(fn)
-    def wrapper(*args, **kwargs):
-        try:
-            layer = numba.threading_layer()
-        except ValueError:  # no parallel kernel has run yet: the layer is still to be chosen
-            layer = None
-        if layer not in (None, "workqueue"):
-            return fn(*args, **kwargs)
-        with _WORKQUEUE_TURNS:
-            return fn(*args, **kwargs)
-    return wrapper
 
 
 @dataclass(frozen=True)
@@ -140,7 +120,6 @@ def forward_stages(lr: np.ndarray, kw: KernelWeights, block=None) -> dict:
             "conv2": conv2[p3:p3 + sH, p3:p3 + sW], "output": out}
 
 
-@taking_turns_on_workqueue
 def srcnn_forward(lr: np.ndarray, kw: KernelWeights, tile: int | None = None,
                   workspace: Workspace | None = None, on_tile=None) -> np.ndarray:
     """(H, W) float32 -> (sH, sW) float32, the network's raw (unclipped) output.
@@ -217,7 +196,6 @@ def network_on(device: str, kw: KernelWeights, tile: int | None, on_tile=None):
     return lambda lr: srcnn_forward(lr, kw, tile, ws, on_tile)
 
 
-@taking_turns_on_workqueue
 def upscale(image: np.ndarray, weights=None, *, mode: str = "rgb", scale: int = 2,
             tile: int | None = None, device: str = "cpu", on_tile=None) -> np.ndarray:
     """Super-resolve an image by the weights' scale.
@@ -263,7 +241,6 @@ def upscale(image: np.ndarray, weights=None, *, mode: str = "rgb", scale: int = 
     return np.clip(out, 0.0, 1.0, out=out)
 
 
-@taking_turns_on_workqueue
 def bicubic(channel: np.ndarray, scale: int) -> np.ndarray:
     """(H, W) float32 -> (sH, sW) float32 plain bicubic upsampling (no network)."""
     return kernels.bicubic_upsample(channel, scale)

@@ -26,14 +26,13 @@ from importlib import resources
 
 import numpy as np
 
-from .config import MAX_PIXELS_DEFAULT
+from .config import MAX_PIXELS_DEFAULT, MAX_VIEW_PIXELS
 from .errors import one_line
 from .io.atomic import OutputExistsError, atomic_output
 from .io.formats import format_of, split_extension
 from .io.imageio import ImageIOError, quantize, read_image
 from .model import bicubic, to_float01
 
-MAX_VIEW_PIXELS = 2048 * 2048  # upscaled pixels embedded by default
 PERCENTILE_CLIPS = (99.9, 99.5, 99.0)  # astropy PercentileInterval: (100 - p) / 2 % cut at each end
 STATISTICS_SAMPLES = 1_000_000  # values the intervals are computed from (evenly strided)
 JS_DTYPES = {np.dtype(np.uint8): "u8", np.dtype("<u2"): "u16", np.dtype("<f4"): "f32"}

@@ -1,8 +1,9 @@
 """`upscale` from several threads at once, and several processes compiling into one Numba cache.
 
 Both run in subprocesses: a threading layer that cannot take concurrent calls aborts the whole
-process (Numba's "workqueue" layer did, before srcnn_np.model.taking_turns_on_workqueue), and the
-cache test needs processes that start cold.
+process (Numba's "workqueue" layer did while the kernels were parallel=True parfors; they now share
+rows out on srcnn_np.cpu.threads, so no layer is involved), and the cache test needs processes that
+start cold.
 """
 import os
 import subprocess

@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from srcnn_np.io import imageio, png16
+from srcnn_np.io import imageio, png16, png_write
 from srcnn_np.cli import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_TERMINATED, EXIT_USAGE, main
 from srcnn_np.weights import FORMAT_VERSION, WEIGHTS_MAGIC
 
@@ -39,13 +39,13 @@ def encode(image: Image.Image, fmt: str, **options) -> bytes:
 def png_header_only(width, height, depth=8, color_type=2) -> bytes:
     """A PNG whose IHDR claims width x height, with no image data."""
     ihdr = width.to_bytes(4, "big") + height.to_bytes(4, "big") + bytes((depth, color_type, 0, 0, 0))
-    return b"".join((png16.PNG_SIGNATURE, png16._chunk(b"IHDR", ihdr),
-                     png16._chunk(b"IDAT", zlib.compress(b"")), png16._chunk(b"IEND", b"")))
+    return b"".join((png16.PNG_SIGNATURE, png_write.chunk(b"IHDR", ihdr),
+                     png_write.chunk(b"IDAT", zlib.compress(b"")), png_write.chunk(b"IEND", b"")))
 
 
 def png_with_chunk_before_idat(kind: bytes, payload: bytes) -> bytes:
     data = encode(Image.fromarray(sky(4, 4)), "PNG")
-    return data[:33] + png16._chunk(kind, payload) + data[33:]  # 33 = signature + IHDR
+    return data[:33] + png_write.chunk(kind, payload) + data[33:]  # 33 = signature + IHDR
 
 
 def tiff_header_only(width, height) -> bytes:
@@ -153,8 +153,8 @@ BAD_INPUTS = {
 def _png16_with_bad_filter() -> bytes:
     rows = np.full((4, 1 + 4 * 2), 7, np.uint8)  # filter type 7 does not exist
     ihdr = (4).to_bytes(4, "big") * 2 + bytes((16, 0, 0, 0, 0))
-    return b"".join((png16.PNG_SIGNATURE, png16._chunk(b"IHDR", ihdr),
-                     png16._chunk(b"IDAT", zlib.compress(rows.tobytes())), png16._chunk(b"IEND", b"")))
+    return b"".join((png16.PNG_SIGNATURE, png_write.chunk(b"IHDR", ihdr),
+                     png_write.chunk(b"IDAT", zlib.compress(rows.tobytes())), png_write.chunk(b"IEND", b"")))
 
 
 def snapshot(directory):

@@ -105,7 +105,7 @@ def test_round_trip_single_channel_axis_reads_back_as_gray():
     assert_same(read_png16(io.BytesIO(written(image[:, :, None]))), image)
 
 
-def test_round_trip_large_image_in_several_idat_chunks_with_none_sub_up_filters():
+def test_round_trip_large_image_in_several_idat_chunks_with_several_filters():
     """A gradient with every other row noise, large enough to need more than one 1 MiB IDAT chunk."""
     y, x = np.mgrid[0:600, 0:700]
     image = np.stack([x * 90, y * 100, (x + y) * 50], axis=-1).astype(np.uint16)
@@ -114,7 +114,7 @@ def test_round_trip_large_image_in_several_idat_chunks_with_none_sub_up_filters(
     idat = b"".join(payload for kind, payload in chunks(data) if kind == b"IDAT")
     assert sum(kind == b"IDAT" for kind, _ in chunks(data)) > 1
     filter_bytes = set(zlib.decompress(idat)[::1 + 700 * 6])
-    assert filter_bytes <= {0, 1, 2}, filter_bytes
+    assert len(filter_bytes) > 1 and filter_bytes <= {0, 1, 2, 3, 4}, filter_bytes
     assert_same(read_png16(io.BytesIO(data)), image)
 
 

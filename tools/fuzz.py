@@ -39,7 +39,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from srcnn_np.io import png16
+from srcnn_np.io import png16, png_write
 from srcnn_np.io.imageio import ImageIOError, read_image
 
 MAX_PIXELS = 1 << 20  # keeps each execution fast; the limit itself is one of the things fuzzed
@@ -184,7 +184,7 @@ def mutate_png_image_data(data: bytes, rnd: random.Random) -> bytes:
         return data
     raw = mutate_bytes(raw, rnd, rounds=rnd.randint(1, 4))
     first, last = idat[0][0], idat[-1][0] + 12 + idat[-1][1]
-    return data[:first] + png16._chunk(b"IDAT", zlib.compress(raw)) + data[last:]
+    return data[:first] + png_write.chunk(b"IDAT", zlib.compress(raw)) + data[last:]
 
 
 def mutate_fits_card(data: bytes, rnd: random.Random) -> bytes:

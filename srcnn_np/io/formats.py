@@ -21,7 +21,7 @@ A new format is one new module with a reader and a writer, and one row in FORMAT
 import os
 from dataclasses import dataclass
 
-from .imageio import ImageIOError, LoadedImage
+from .imageio import PNG_COMPRESSION, ImageIOError, LoadedImage
 
 
 @dataclass(frozen=True)
@@ -90,13 +90,15 @@ def read_any(path, *, max_pixels: int | None = None, hdu=None):
 
 
 def write_any(path, pixels, fmt: str | None = None, bit_depth: int = 8, *, overwrite: bool = False,
-              icc_profile: bytes | None = None, metadata=None, header=None, quantize_level: float = 0.0) -> None:
+              icc_profile: bytes | None = None, metadata=None, header=None, quantize_level: float = 0.0,
+              png_compression: int | str = PNG_COMPRESSION, threads: int | None = None) -> None:
     """Write atomically in the format of `fmt` (default: from the name); never replaces an
     existing file unless overwrite.
 
     Image formats: pixels (H, W) or (H, W, C) float32 in [0, 1]; bit_depth 8 or 16 (integer
     samples) or 32 (float samples: XISF; PNG and TIFF take 16 instead, JPEG always 8).
-    icc_profile: PNG/JPEG/TIFF; metadata: XISF (xisf.XisfMetadata, e.g. from upscaled_metadata).
+    icc_profile: PNG/JPEG/TIFF; png_compression and threads: PNG/TIFF
+    encoding (see imageio.write_image); metadata: XISF (xisf.XisfMetadata, e.g. from upscaled_metadata).
     FITS: pixels are the data ((H, W) or (..., H, W), any units), header an astropy Header;
     .gz / .fz names are gzip / tile compressed (quantize_level, see fits_io.write_fits).
     Raises the reader's error type of the format (ValueError), one line naming the file.
@@ -116,7 +118,8 @@ def write_any(path, pixels, fmt: str | None = None, bit_depth: int = 8, *, overw
         raise ImageIOError(f"{path}: unknown output format {fmt!r}")
     from .imageio import write_image
 
-    write_image(path, pixels, fmt, min(bit_depth, 16), overwrite=overwrite, icc_profile=icc_profile)
+    write_image(path, pixels, fmt, min(bit_depth, 16), overwrite=overwrite, icc_profile=icc_profile,
+                png_compression=png_compression, threads=threads)
 
 
 def upscaled_metadata(image: LoadedImage, scale: int, history: str):

@@ -23,6 +23,10 @@ from ..errors import one_line
 EXTENSIONS = {".png": "png", ".jpg": "jpeg", ".jpeg": "jpeg", ".tif": "tiff", ".tiff": "tiff"}
 FORMAT_EXTENSION = {"png": ".png", "jpeg": ".jpg", "tiff": ".tif"}
 SIGNED_INTEGER = 2  # TIFF SampleFormat value
+# How outputs are deflated (README, "End to end: the CLI"): PNG with zlib's run-length strategy
+# ("rle", or --png-compression 0-9), 16-bit colour TIFF at zlib level 1; both on all cores
+PNG_COMPRESSION = "rle"
+TIFF_LEVEL = 1
 
 
 class ImageIOError(ValueError):
@@ -236,10 +240,13 @@ def quantize(pixels: np.ndarray, bit_depth: int) -> np.ndarray:
 
 
 def write_image(path, pixels: np.ndarray, fmt: str, bit_depth: int = 8, *, overwrite: bool = False,
-                icc_profile: bytes | None = None) -> None:
+                icc_profile: bytes | None = None, png_compression: int | str = PNG_COMPRESSION,
+                threads: int | None = None) -> None:
     """Write (H, W) or (H, W, C) float32 in [0, 1] as `fmt` ("png", "jpeg", "tiff") atomically.
 
     16-bit is kept for PNG and TIFF; JPEG is always 8-bit and cannot carry alpha (alpha is dropped).
+    png_compression is "rle" or a zlib level 0..9 (see png_write.zlib_options); PNG and 16-bit
+    colour TIFF deflate on `threads` threads (default: every CPU this process may use).
     Raises ImageIOError if `path` exists and not `overwrite`, or if writing fails; on failure no
     partial file is left behind and an existing file is untouched.
     """
@@ -254,7 +261,7 @@ def write_image(path, pixels: np.ndarray, fmt: str, bit_depth: int = 8, *, overw
     try:
         with atomic_output(path, overwrite=overwrite) as tmp:
             with open(tmp, "wb") as f:
-                _encode(f, data, fmt, icc_profile)
+                _encode(f, data, fmt, icc_profile, png_compression, threads)
     except OutputExistsError:
         raise ImageIOError(f"{path}: exists (use --overwrite to replace it)") from None
     except ImageIOError:
@@ -265,27 +272,25 @@ def write_image(path, pixels: np.ndarray, fmt: str, bit_depth: int = 8, *, overw
         raise ImageIOError(f"{path}: cannot write ({one_line(e)})") from None
 
 
-def _encode(f, data: np.ndarray, fmt: str, icc_profile) -> None:
+def _encode(f, data: np.ndarray, fmt: str, icc_profile, png_compression, threads: int | None) -> None:
     """Encode uint8/uint16 (H, W[, C]) pixels into the open binary file f."""
     extra = {"icc_profile": icc_profile} if icc_profile else {}
-    if data.dtype == np.uint16:
-        if fmt == "png":
-            from . import png16
+    if fmt == "png":
+        from .png_write import write_png
 
-            png16.write_png16(f, data)
-            return
+        write_png(f, data, compression=png_compression, threads=threads, icc_profile=icc_profile)
+        return
+    if data.dtype == np.uint16:
         if data.ndim == 3:
             from . import tiff_io
 
-            tiff_io.write_tiff(f, data)
+            tiff_io.write_tiff(f, data, level=TIFF_LEVEL, threads=threads)
             return
         Image.fromarray(data).save(f, format="TIFF", compression="tiff_adobe_deflate")
         return
     im = Image.fromarray(data)
     if fmt == "jpeg":
         im.save(f, format="JPEG", quality=95, subsampling=0, **extra)
-    elif fmt == "png":
-        im.save(f, format="PNG", compress_level=6, **extra)
     else:
         im.save(f, format="TIFF", compression="tiff_adobe_deflate", **extra)
 

@@ -2,7 +2,8 @@
 
 Arrays are uint16 in native byte order: (H, W) for gray, (H, W, C) for C = 2 (gray + alpha),
 3 (RGB) or 4 (RGBA). In the file, samples are big-endian and each scanline starts with a filter
-byte (PNG spec, section 9). Only bit depth 16 is handled here; everything else goes through Pillow.
+byte (PNG spec, section 9). Only bit depth 16 is read here; everything else goes through Pillow.
+Writing (8 and 16 bits) is srcnn_np.io.png_write's job.
 """
 import os
 import zlib
@@ -14,10 +15,9 @@ from ..config import JIT_OPTIONS, MAX_PIXELS_DEFAULT
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 CHANNELS_BY_COLOR_TYPE = {0: 1, 2: 3, 4: 2, 6: 4}  # gray, RGB, gray + alpha, RGBA
-COLOR_TYPE_BY_CHANNELS = {c: t for t, c in CHANNELS_BY_COLOR_TYPE.items()}
-IDAT_CHUNK_BYTES = 1 << 20
 ZLIB_LEVEL = 6
-FILTER_NONE, FILTER_SUB, FILTER_UP, FILTER_AVERAGE, FILTER_PAETH = range(5)
+FILTER_NONE, FILTER_SUB, FILTER_UP, FILTER_AVERAGE, FILTER_PAETH = range(5)  # scanline filter types
+FILTER_KINDS = 5
 # Adam7 passes: (x0, y0, dx, dy) of the pixels each pass holds
 ADAM7_PASSES = ((0, 0, 8, 8), (4, 0, 8, 8), (0, 4, 4, 8), (2, 0, 4, 4), (0, 2, 2, 4), (1, 0, 2, 2), (0, 1, 1, 2))
 
@@ -33,6 +33,23 @@ def is_png16(path_or_header) -> bool:
             and header[24] == 16 and header[25] in CHANNELS_BY_COLOR_TYPE)
 
 
+@njit(inline="always")
+def prediction(kind, left, up, up_left):
+    """What PNG filter `kind` (0 None, 1 Sub, 2 Up, 3 Average, 4 Paeth) predicts a byte to be from
+    its left, upper and upper-left neighbours (int32, 0 outside the image)."""
+    if kind == FILTER_SUB:
+        return left
+    if kind == FILTER_UP:
+        return up
+    if kind == FILTER_AVERAGE:
+        return (left + up) >> 1
+    if kind == FILTER_PAETH:
+        p = left + up - up_left
+        pa, pb, pc = abs(p - left), abs(p - up), abs(p - up_left)
+        return left if (pa <= pb and pa <= pc) else (up if pb <= pc else up_left)
+    return np.int32(0)
+
+
 @njit(**JIT_OPTIONS)
 def unfilter_scanlines(scanlines, bpp, out):
     """Undo the PNG scanline filters: scanlines (H, 1 + S) uint8, filter byte first -> out (H, S) uint8.
@@ -43,61 +60,15 @@ def unfilter_scanlines(scanlines, bpp, out):
     height, stride = out.shape
     for y in range(height):
         kind = scanlines[y, 0]
+        if kind >= FILTER_KINDS:
+            return y
         for i in range(stride):
             x = np.int32(scanlines[y, i + 1])
             left = np.int32(out[y, i - bpp]) if i >= bpp else np.int32(0)
             up = np.int32(out[y - 1, i]) if y > 0 else np.int32(0)
-            if kind == FILTER_NONE:
-                pred = np.int32(0)
-            elif kind == FILTER_SUB:
-                pred = left
-            elif kind == FILTER_UP:
-                pred = up
-            elif kind == FILTER_AVERAGE:
-                pred = (left + up) >> 1
-            elif kind == FILTER_PAETH:
-                up_left = np.int32(out[y - 1, i - bpp]) if (y > 0 and i >= bpp) else np.int32(0)
-                p = left + up - up_left
-                pa, pb, pc = abs(p - left), abs(p - up), abs(p - up_left)
-                pred = left if (pa <= pb and pa <= pc) else (up if pb <= pc else up_left)
-            else:
-                return y
-            out[y, i] = np.uint8((x + pred) & 0xFF)
+            up_left = np.int32(out[y - 1, i - bpp]) if (y > 0 and i >= bpp) else np.int32(0)
+            out[y, i] = np.uint8((x + prediction(kind, left, up, up_left)) & 0xFF)
     return -1
-
-
-@njit(**JIT_OPTIONS)
-def filter_scanlines(rows, bpp):
-    """Filter rows (H, S) uint8 for PNG -> (H, 1 + S) uint8, filter byte first.
-
-    Each row gets None, Sub or Up, whichever has the smallest sum of absolute values of the
-    filtered bytes read as signed (libpng's heuristic).
-    """
-    height, stride = rows.shape
-    out = np.empty((height, stride + 1), dtype=np.uint8)
-    for y in range(height):
-        cost_none = cost_sub = cost_up = 0
-        for i in range(stride):
-            x = np.int32(rows[y, i])
-            sub = (x - (np.int32(rows[y, i - bpp]) if i >= bpp else 0)) & 0xFF
-            up = (x - (np.int32(rows[y - 1, i]) if y > 0 else 0)) & 0xFF
-            cost_none += min(x, 256 - x)
-            cost_sub += min(sub, 256 - sub)
-            cost_up += min(up, 256 - up)
-        kind = FILTER_NONE
-        if cost_sub < cost_none and cost_sub <= cost_up:
-            kind = FILTER_SUB
-        elif cost_up < cost_none:
-            kind = FILTER_UP
-        out[y, 0] = kind
-        for i in range(stride):
-            x = np.int32(rows[y, i])
-            if kind == FILTER_SUB and i >= bpp:
-                x -= np.int32(rows[y, i - bpp])
-            elif kind == FILTER_UP and y > 0:
-                x -= np.int32(rows[y - 1, i])
-            out[y, i + 1] = np.uint8(x & 0xFF)
-    return out
 
 
 def _read_chunks(data):
@@ -212,37 +183,20 @@ def read_png16(path_or_fileobj, max_pixels: int = MAX_PIXELS_DEFAULT) -> np.ndar
     return image[:, :, 0] if channels == 1 else image
 
 
-def _chunk(kind: bytes, payload) -> bytes:
-    """One PNG chunk: length, type, payload, CRC of type + payload."""
-    return b"".join((len(payload).to_bytes(4, "big"), kind, payload,
-                     zlib.crc32(payload, zlib.crc32(kind)).to_bytes(4, "big")))
-
-
-def write_png16(path_or_fileobj, array: np.ndarray) -> None:
+def write_png16(path_or_fileobj, array: np.ndarray, compression=ZLIB_LEVEL) -> None:
     """Write (H, W) or (H, W, C) uint16, C in 1..4 (gray, gray + alpha, RGB, RGBA), as a 16-bit PNG.
 
-    Non-interlaced, big-endian samples, a None/Sub/Up filter chosen per row, zlib level 6.
-    Writes to a binary file object, or to a path (created or overwritten: atomic replacement
-    is the caller's job).
+    Non-interlaced, big-endian samples, a filter chosen per row, deflated as `compression` says
+    (see png_write.write_png). Writes to a binary file object, or to a path (created or
+    overwritten: atomic replacement is the caller's job).
     """
+    from .png_write import write_png
+
     array = np.asarray(array)
     if array.dtype != np.uint16:
         raise ValueError(f"write_png16 needs uint16 samples, got {array.dtype}")
-    if array.ndim == 2:
-        array = array[:, :, None]
-    if array.ndim != 3 or array.shape[2] not in COLOR_TYPE_BY_CHANNELS or 0 in array.shape:
-        raise ValueError(f"write_png16 needs a non-empty (H, W) or (H, W, 1..4) array, got shape {array.shape}")
-    height, width, channels = array.shape
-    rows = np.ascontiguousarray(array, dtype=">u2").view(np.uint8).reshape(height, width * channels * 2)
-    compressed = memoryview(zlib.compress(filter_scanlines(rows, 2 * channels), ZLIB_LEVEL))
-    ihdr = (width.to_bytes(4, "big") + height.to_bytes(4, "big")
-            + bytes((16, COLOR_TYPE_BY_CHANNELS[channels], 0, 0, 0)))
-    parts = [PNG_SIGNATURE, _chunk(b"IHDR", ihdr)]
-    parts += [_chunk(b"IDAT", compressed[i:i + IDAT_CHUNK_BYTES])
-              for i in range(0, max(len(compressed), 1), IDAT_CHUNK_BYTES)]
-    parts.append(_chunk(b"IEND", b""))
     if isinstance(path_or_fileobj, (str, os.PathLike)):
         with open(path_or_fileobj, "wb") as f:
-            f.writelines(parts)
+            write_png(f, array, compression=compression)
     else:
-        path_or_fileobj.writelines(parts)
+        write_png(path_or_fileobj, array, compression=compression)

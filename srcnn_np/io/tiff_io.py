@@ -64,12 +64,14 @@ def read_tiff(path) -> np.ndarray:
     return np.ascontiguousarray(pixels, dtype=pixels.dtype.newbyteorder("="))
 
 
-def write_tiff(path_or_fileobj, pixels: np.ndarray) -> None:
+def write_tiff(path_or_fileobj, pixels: np.ndarray, *, level: int = 6, threads: int | None = None) -> None:
     """Write (H, W) or (H, W, C) uint8 | uint16 | float32 pixels as a deflate-compressed TIFF.
 
     C = 2 is gray + alpha, 3 RGB, 4 RGBA; alpha is tagged as unassociated (ExtraSamples = 2).
-    float64 is written as float32. Writes to a path or an open, seekable binary file as given
-    (atomic placement is the caller's job, see srcnn_np.io.imageio.write_image).
+    float64 is written as float32. Integer samples go through the horizontal differencing
+    predictor (Predictor = 2: smaller and faster to deflate); strips are deflated at zlib `level`
+    on `threads` threads (default: tifffile's choice). Writes to a path or an open, seekable binary
+    file as given (atomic placement is the caller's job, see srcnn_np.io.imageio.write_image).
     """
     tifffile = _tifffile()
     a = np.asarray(pixels)
@@ -82,7 +84,8 @@ def write_tiff(path_or_fileobj, pixels: np.ndarray) -> None:
     if a.ndim not in (2, 3) or (a.ndim == 3 and a.shape[2] not in (2, 3, 4)):
         raise TiffError(f"cannot write an array of shape {a.shape} to TIFF: use (H, W) or (H, W, C), C <= 4")
     channels = 1 if a.ndim == 2 else a.shape[2]
-    options = {"photometric": "rgb" if channels >= 3 else "minisblack", "compression": "zlib"}
+    options = {"photometric": "rgb" if channels >= 3 else "minisblack", "compression": "zlib",
+               "compressionargs": {"level": level}, "predictor": a.dtype.kind == "u", "maxworkers": threads}
     if a.ndim == 3:
         options["planarconfig"] = "contig"
     if channels in (2, 4):
