@@ -66,7 +66,7 @@ def unfilter_scanlines(scanlines, bpp, out):
             x = np.int32(scanlines[y, i + 1])
             left = np.int32(out[y, i - bpp]) if i >= bpp else np.int32(0)
             up = np.int32(out[y - 1, i]) if y > 0 else np.int32(0)
-            up_left = np.int32(out[y - 1, i - bpp]) if (y > 0 and i >= bpp) else np.int32(0)
+            up_left = np.int32(out[y - 1, i - bpp]) if (kind == FILTER_PAETH and y > 0 and i >= bpp) else np.int32(0)
             out[y, i] = np.uint8((x + prediction(kind, left, up, up_left)) & 0xFF)
     return -1
 
