@@ -308,10 +308,22 @@ def connect_scheduler(address: str):
 def upscale_job(job: Job, kw, args) -> tuple[bool, str]:
     """Read, upscale and write one job: (True, summary line) or (False, failure line).
 
-    Runs in this process or as a task on a --scheduler cluster's worker.
+    Runs in this process or as a task on a --scheduler cluster's worker. On a cluster a task whose
+    worker died is run again; if that worker had already moved the output into place (complete:
+    outputs are written atomically), the output is this batch's and the retry reports it done.
     """
+    if args.scheduler and not args.overwrite and written_since(job.target, args.batch_started):
+        return True, f"{job.source} -> {job.target} (written by an attempt on a worker that was lost)"
     computed = compute_job(job, kw, args)
     return computed if isinstance(computed, tuple) else computed()[:2]
+
+
+def written_since(path, started: float) -> bool:
+    """Whether `path` exists and was last modified at or after `started` (time.time())."""
+    try:
+        return os.lstat(path).st_mtime >= started
+    except OSError:
+        return False
 
 
 def compute_job(job: Job, kw, args):
@@ -544,7 +556,7 @@ def clear_stale_temps(jobs: list[Job], before: float, quiet: bool) -> None:
 def run_upscale(args) -> int:
     from .model import resolve_weights
 
-    started = time.time()
+    started = args.batch_started = time.time()  # batch_started: see upscale_job
     configure_threads(args.threads)
     check_device(args.device)
     if args.tile is not None and args.tile < 1:

@@ -83,6 +83,29 @@ def test_a_worker_killed_mid_batch_the_batch_still_completes(tmp_path, weights_f
     print(f"worker {victim} killed with {done_at_kill}/{count} outputs written; stderr: {stderr!r}")
 
 
+def test_a_task_rerun_after_its_worker_wrote_the_output_reports_it_done(tmp_path, weights_file):
+    """The window the cluster test cannot aim at: a worker moves the output into place, then dies
+    before reporting; the scheduler's retry finds this batch's complete output and reports it done.
+    An output older than the batch is not this batch's: the retry refuses to replace it."""
+    from srcnn_np import cli
+    from srcnn_np.model import resolve_weights
+
+    kw = resolve_weights(weights_file)
+    src, target = tmp_path / "a.png", tmp_path / "a_x2.png"
+    write_image(str(src), sky(8, 8, 3, seed=1).astype(np.float32) / 255, "png", 8)
+    args = cli.build_parser().parse_args(["upscale", str(src), "-o", str(target), "-q", "--weights", weights_file,
+                                          "--scheduler", "tcp://127.0.0.1:1"])
+    job = cli.Job(str(src), str(target), "png")
+    target.write_bytes(b"written by the lost attempt")
+    args.batch_started = os.lstat(target).st_mtime
+    ok, line = cli.upscale_job(job, kw, args)
+    assert ok and "lost" in line, line
+    args.batch_started = os.lstat(target).st_mtime + 1  # the output predates the batch
+    ok, line = cli.upscale_job(job, kw, args)
+    assert not ok and "exists" in line, line
+    assert target.read_bytes() == b"written by the lost attempt"
+
+
 def zarr_source(path):
     """A (512, 512) float32 plane in physical units with a blank patch, stored in 64-pixel chunks."""
     rng = np.random.default_rng(7)
