@@ -1,5 +1,4 @@
 """Experiment: explicit LLVM float vectors in Numba, so accumulators live in registers."""
-import numpy as np
 from llvmlite import ir
 from numba import njit, prange, types
 from numba.core import cgutils

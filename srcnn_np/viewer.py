@@ -1,6 +1,6 @@
 """Before/after viewer: one self-contained HTML file comparing bicubic with an SRCNN upscale.
 
-`write_viewer(LOWRES, UPSCALED, "view.html")` reads both images (PNG, JPEG, TIFF or FITS), computes
+`write_viewer(LOWRES, UPSCALED, "view.html")` reads both images (PNG, JPEG, TIFF, XISF or FITS), computes
 the bicubic upsampling of LOWRES at UPSCALED's scale with srcnn_np's own bicubic, and writes one
 HTML file holding the page (srcnn_np/data/viewer.html), its script and both images: nothing is
 fetched from anywhere, the file opens offline. In the page a slider divides the view: bicubic
@@ -29,8 +29,8 @@ import numpy as np
 from .config import MAX_PIXELS_DEFAULT, MAX_VIEW_PIXELS
 from .errors import one_line
 from .io.atomic import OutputExistsError, atomic_output
-from .io.formats import format_of, split_extension
-from .io.imageio import ImageIOError, quantize, read_image
+from .io.formats import format_of, read_any, split_extension
+from .io.imageio import quantize
 from .model import bicubic, to_float01
 
 PERCENTILE_CLIPS = (99.9, 99.5, 99.0)  # astropy PercentileInterval: (100 - p) / 2 % cut at each end
@@ -72,12 +72,10 @@ def read_view_image(path, hdu=None, max_pixels: int = MAX_PIXELS_DEFAULT) -> Vie
     """
     path = os.fspath(path)
     try:
+        image = read_any(path, max_pixels=max_pixels, hdu=hdu)
         if is_fits(path):
-            from .io.fits_io import read_fits
-
-            image = read_fits(path, hdu)
             return ViewImage(fits_planes(image.data, path), image.header)
-        pixels = read_image(path, max_pixels=max_pixels).pixels
+        pixels = image.pixels
     except ImportError as e:  # astropy or tifffile missing: the hint names the extra
         raise ViewerError(f"{path}: {e}") from None
     except ValueError as e:  # ImageIOError, FitsError: one line naming the file

@@ -23,6 +23,7 @@ from PIL import Image
 from srcnn_np.io import imageio, png16, png_write
 from srcnn_np.cli import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_TERMINATED, EXIT_USAGE, main
 from srcnn_np.weights import FORMAT_VERSION, WEIGHTS_MAGIC
+from tools.soak import png_header_only
 
 from .conftest import random_weights, sky
 
@@ -34,13 +35,6 @@ def encode(image: Image.Image, fmt: str, **options) -> bytes:
     buf = io.BytesIO()
     image.save(buf, format=fmt, **options)
     return buf.getvalue()
-
-
-def png_header_only(width, height, depth=8, color_type=2) -> bytes:
-    """A PNG whose IHDR claims width x height, with no image data."""
-    ihdr = width.to_bytes(4, "big") + height.to_bytes(4, "big") + bytes((depth, color_type, 0, 0, 0))
-    return b"".join((png16.PNG_SIGNATURE, png_write.chunk(b"IHDR", ihdr),
-                     png_write.chunk(b"IDAT", zlib.compress(b"")), png_write.chunk(b"IEND", b"")))
 
 
 def png_with_chunk_before_idat(kind: bytes, payload: bytes) -> bytes:

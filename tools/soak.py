@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from PIL import Image
 
-from srcnn_np.io import png16
+from srcnn_np.io import png16, png_write
 from srcnn_np.io.atomic import TEMP_NAME
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -60,11 +60,11 @@ def encoded(array: np.ndarray, fmt: str, **options) -> bytes:
     return buffer.getvalue()
 
 
-def png_claiming(width: int, height: int) -> bytes:
-    """A PNG whose header claims width x height RGB, with no image data."""
-    ihdr = width.to_bytes(4, "big") + height.to_bytes(4, "big") + bytes((8, 2, 0, 0, 0))
-    return b"".join((png16.PNG_SIGNATURE, png16._chunk(b"IHDR", ihdr),
-                     png16._chunk(b"IDAT", zlib.compress(b"")), png16._chunk(b"IEND", b"")))
+def png_header_only(width: int, height: int, depth: int = 8, color_type: int = 2) -> bytes:
+    """A PNG whose IHDR claims width x height (RGB unless color_type says), with no image data."""
+    ihdr = width.to_bytes(4, "big") + height.to_bytes(4, "big") + bytes((depth, color_type, 0, 0, 0))
+    return b"".join((png16.PNG_SIGNATURE, png_write.chunk(b"IHDR", ihdr),
+                     png_write.chunk(b"IDAT", zlib.compress(b"")), png_write.chunk(b"IEND", b"")))
 
 
 def good_file(kind: str, rng: np.random.Generator) -> bytes:
@@ -95,8 +95,8 @@ def write_bad_file(path: str, kind: str, rng: np.random.Generator) -> None:
         "gif.png": lambda: encoded(rng.integers(0, 256, (8, 8), dtype=np.uint8), "GIF"),
         "pages.tif": lambda: encoded(np.zeros((8, 8), np.uint8), "TIFF", save_all=True,
                                      append_images=[Image.new("L", (8, 8))]),
-        "huge_header.png": lambda: png_claiming(40000, 40000),
-        "empty_header.png": lambda: png_claiming(0, 7),
+        "huge_header.png": lambda: png_header_only(40000, 40000),
+        "empty_header.png": lambda: png_header_only(0, 7),
         "truncated.jpg": lambda: valid_jpg[:len(valid_jpg) // 3],
     }[kind]()
     with open(path, "wb") as f:
