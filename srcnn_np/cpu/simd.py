@@ -163,6 +163,29 @@ def block_bias(typingctx, block, b, g):
     return acc(block, b, g), codegen
 
 
+def _block_fma_codegen(broadcast: bool):
+    """The codegen of acc[p][j] += x[p][j] * w.flat[t + j * lanes:][:lanes] for every p, j, where
+    x[p][j] is src.flat[s + p * stride] in all lanes (broadcast) or
+    src.flat[s + p * stride + j * lanes:][:lanes] (elementwise)."""
+    def codegen(context, builder, sig, args):
+        shape = sig.args[0].shape
+        e = _Emitter(context, builder, shape)
+        a, src_v, s_v, stride_v, w_v, t_v = args
+        weights = [e.load(sig.args[4], w_v, e.offset(t_v, j * shape.lanes)) for j in range(shape.vectors)]
+        rows = e.unpack(a)
+        at = s_v
+        for p in range(shape.pixels):
+            if broadcast:
+                xs = [e.splat(sig.args[1], src_v, at)] * shape.vectors
+            else:
+                xs = [e.load(sig.args[1], src_v, e.offset(at, j * shape.lanes)) for j in range(shape.vectors)]
+            rows[p] = [e.fmuladd(x, wj, r) for x, wj, r in zip(xs, weights, rows[p])]
+            at = builder.add(at, stride_v)
+        return e.pack(rows)
+
+    return codegen
+
+
 @intrinsic
 def block_fma_broadcast(typingctx, acc, src, s, stride, w, t):
     """acc[p][j] += src.flat[s + p * stride] * w.flat[t + j * lanes:][:lanes] for every p, j.
@@ -172,21 +195,7 @@ def block_fma_broadcast(typingctx, acc, src, s, stride, w, t):
     """
     _check_c_float32(src)
     _check_c_float32(w)
-
-    def codegen(context, builder, sig, args):
-        shape = sig.args[0].shape
-        e = _Emitter(context, builder, shape)
-        a, src_v, s_v, stride_v, w_v, t_v = args
-        weights = [e.load(sig.args[4], w_v, e.offset(t_v, j * shape.lanes)) for j in range(shape.vectors)]
-        rows = e.unpack(a)
-        at = s_v
-        for p in range(shape.pixels):
-            x = e.splat(sig.args[1], src_v, at)
-            rows[p] = [e.fmuladd(x, wj, rows[p][j]) for j, wj in enumerate(weights)]
-            at = builder.add(at, stride_v)
-        return e.pack(rows)
-
-    return acc(acc, src, s, stride, w, t), codegen
+    return acc(acc, src, s, stride, w, t), _block_fma_codegen(broadcast=True)
 
 
 @intrinsic
@@ -198,21 +207,7 @@ def block_fma_elementwise(typingctx, acc, src, s, stride, w, t):
     """
     _check_c_float32(src)
     _check_c_float32(w)
-
-    def codegen(context, builder, sig, args):
-        shape = sig.args[0].shape
-        e = _Emitter(context, builder, shape)
-        a, src_v, s_v, stride_v, w_v, t_v = args
-        weights = [e.load(sig.args[4], w_v, e.offset(t_v, j * shape.lanes)) for j in range(shape.vectors)]
-        rows = e.unpack(a)
-        at = s_v
-        for p in range(shape.pixels):
-            rows[p] = [e.fmuladd(e.load(sig.args[1], src_v, e.offset(at, j * shape.lanes)), wj, rows[p][j])
-                       for j, wj in enumerate(weights)]
-            at = builder.add(at, stride_v)
-        return e.pack(rows)
-
-    return acc(acc, src, s, stride, w, t), codegen
+    return acc(acc, src, s, stride, w, t), _block_fma_codegen(broadcast=False)
 
 
 @intrinsic
