@@ -37,7 +37,8 @@ def run_benchmarks(sizes: str, threads: int, json_path: Path, select: str | None
     env.update(FORCED.get(variant, {}), SRCNN_BENCH_SIZES=sizes, SRCNN_BENCH_THREADS=str(threads))
     cmd = [sys.executable, "-m", "pytest", str(HERE), "-q", "-p", "no:cacheprovider",
            "--benchmark-enable", f"--benchmark-json={json_path}",
-           "--ignore", str(HERE / "test_dask_speed.py")]  # dask vs in-memory, not a torch comparison
+           # not torch comparisons: dask vs in-memory, and the CLI's encoders before/after
+           "--ignore", str(HERE / "test_dask_speed.py"), "--ignore", str(HERE / "test_cli_speed.py")]
     if select:
         cmd += ["-k", select]
     subprocess.run(cmd, cwd=HERE.parent, env=env, check=True)
@@ -49,6 +50,8 @@ def rows_from_json(paths: list[Path]) -> list[dict]:
     groups: dict = {}
     for b in (b for path in paths for b in json.loads(path.read_text())["benchmarks"]):
         info = b["extra_info"]
+        if "stage" not in info:  # another kind of benchmark (a saved run of the whole folder)
+            continue
         variant = (f"{info['variant']}@{info['target_cpu']}/torch {info['torch_cpu']}" if "variant" in info
                    else "-")
         row = groups.setdefault((variant, b["group"]), {"group": b["group"], "stage": info["stage"],
