@@ -579,7 +579,7 @@ def test_signal_mid_batch_then_resume(tmp_path, weights_file, signum, status, wo
     src.mkdir()
     names = [f"img{i}.png" for i in range(6)]
     for i, name in enumerate(names):
-        Image.fromarray(sky(192, 192, 3, seed=i)).save(src / name)  # ~0.5-2 s each: time to interrupt
+        Image.fromarray(sky(384, 384, 3, seed=i)).save(src / name)  # ~0.4 s each on 2 cores: time to interrupt
     cmd = [sys.executable, "-m", "srcnn_np", "upscale", str(src), "-o", str(out), "-q", "--weights", weights_file]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO)
     try:
@@ -602,7 +602,7 @@ def test_signal_mid_batch_then_resume(tmp_path, weights_file, signum, status, wo
     for n in finished:
         with Image.open(out / n) as im:
             im.load()  # decodes completely: not truncated
-            assert im.size == (384, 384)
+            assert im.size == (768, 768)
     first = snapshot(out)
     done = subprocess.run(cmd + ["--skip-existing"], capture_output=True, text=True, cwd=REPO,
                           timeout=SUBPROCESS_TIMEOUT)
