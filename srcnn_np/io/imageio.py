@@ -21,7 +21,6 @@ from ..config import MAX_PIXELS_DEFAULT
 from ..errors import one_line
 
 EXTENSIONS = {".png": "png", ".jpg": "jpeg", ".jpeg": "jpeg", ".tif": "tiff", ".tiff": "tiff"}
-FORMAT_EXTENSION = {"png": ".png", "jpeg": ".jpg", "tiff": ".tif"}
 SIGNED_INTEGER = 2  # TIFF SampleFormat value
 # How outputs are deflated (README, "End to end: the CLI"): PNG with zlib's run-length strategy
 # ("rle", or --png-compression 0-9), 16-bit colour TIFF at zlib level 1; both on all cores
@@ -40,11 +39,6 @@ class LoadedImage:
     bit_depth: int  # 8 or 16: what the file stores per sample; 32 for XISF float samples
     icc_profile: bytes | None = field(default=None, repr=False)  # carried to the output
     metadata: object = field(default=None, repr=False)  # XISF: xisf.XisfMetadata (keywords, properties)
-
-
-def format_of(path) -> str | None:
-    """"png" / "jpeg" / "tiff" from the file name's extension, else None."""
-    return EXTENSIONS.get(os.path.splitext(str(path))[1].lower())
 
 
 def read_image(path, max_pixels: int = MAX_PIXELS_DEFAULT) -> LoadedImage:
