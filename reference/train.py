@@ -42,7 +42,7 @@ def parse_args(argv=None):
     p.add_argument("--stage", choices=("general", "astro"), required=True)
     p.add_argument("--scale", type=int, default=2, choices=(2, 3, 4))
     p.add_argument("--out", required=True, help="run directory (log, checkpoints, plot)")
-    p.add_argument("--init", help="model.pt/checkpoint.pt to start from (astro: the general model)")
+    p.add_argument("--init", help="model.pt/checkpoint.pt, or an srcnn_np .npz, to start from (astro: the general model)")
     p.add_argument("--export", help="also write the final weights as an srcnn_np .npz here")
     p.add_argument("--astro-dir", default=str(DEFAULT_ASTRO_DIR),
                    help="ESA/Hubble image directory (split by file-name hash); 'none' to skip")
@@ -231,7 +231,13 @@ def train(args) -> dict:
     model = SRCNN(args.scale)
     init_near_identity(model, torch.Generator().manual_seed(args.seed))
     init_meta = None  # the meta of the run we start from: each file carries its whole training history
-    if args.init:
+    if args.init and args.init.endswith(".npz"):  # an srcnn_np weight file, e.g. a shipped model
+        from srcnn_np.weights import load_weights
+
+        weights = load_weights(args.init, scale=args.scale)  # refuses another scale's weights
+        model.load_state_dict({k: torch.tensor(v) for k, v in weights.arrays().items()})
+        init_meta = weights.meta
+    elif args.init:
         state = torch.load(args.init, map_location="cpu", weights_only=True)
         model.load_state_dict(state.get("model", state))
         init_meta = state.get("meta")

@@ -32,9 +32,10 @@ from numba import njit
 from numba.extending import register_jitable
 
 from ..config import JIT_OPTIONS
-from . import isa, notice, threads  # noqa: F401 (notice: the first-compile line on stderr)
-from .simd import (block_bias, block_channels, block_fma_broadcast, block_fma_elementwise, block_pixels,
-                   block_store, block_sum_store, block_zero)
+from . import isa, notice, threads, winograd  # noqa: F401 (notice: the first-compile line on stderr)
+from .simd import (block_bias, block_channels, block_fma_broadcast, block_fma_elementwise, block_lanes,
+                   block_pixels, block_store, block_sum_store, block_zero, winograd_input_vector,
+                   winograd_output_vector)
 
 CUBIC_A = np.float32(-0.75)  # torch's bicubic coefficient
 PIXEL_BLOCK = isa.MAX_PIXELS  # padded maps have whole multiples of this many columns
@@ -228,6 +229,89 @@ def copy_row(m, i, j):
             m[j, x, c] = m[i, x, c]
 
 
+# ---------------------------------------------------------------------------------------------
+# 5x5 convs by Winograd F(4, 5) along rows (srcnn_np.cpu.winograd): 0.4x the multiply-adds
+
+WINOGRAD_AT = winograd.AT  # (4, 8) float32 output transform (Numba freezes globals as constants)
+WINOGRAD_BT = winograd.BT  # (8, 8) float32 input transform
+
+
+def winograd_tiles(width: int, phase: int) -> int:
+    """Tiles covering output columns [0, width) when tiles start at columns 4 t - phase."""
+    return (width + phase + winograd.TILE - 1) // winograd.TILE
+
+
+@register_jitable
+def winograd_input_row(block, src, sy, phase, tiles, v, slot):
+    """v[slot, t] = BT @ the 8 inputs of tile t on padded-map row sy, for t < tiles.
+
+    src (>= sy + 1, Ws, Cin) float32 padded map (pad 2), Cin a multiple of the block's lanes; tile t
+    holds output columns 4 t - phase .. 4 t - phase + 3, whose 5-tap rows read the padded columns
+    4 t - phase .. + 7 (zero outside [0, Ws), like the map's border). v (5, >= tiles, 8, Cin) float32.
+    """
+    Ws = src.shape[1]
+    Cin = src.shape[2]
+    L = block_lanes(block)
+    edge = np.zeros((8, Cin), dtype=np.float32)  # the 8 inputs of a tile that sticks out of src
+    for t in range(tiles):
+        x0 = 4 * t - phase
+        d = ((slot * v.shape[1] + t) * 8) * Cin  # v[slot, t, 0, 0]
+        if x0 >= 0 and x0 + 8 <= Ws:  # all but the first and last tile or two
+            for c in range(0, Cin, L):
+                winograd_input_vector(block, src, (sy * Ws + x0) * Cin + c, Cin, v, d + c, Cin)
+        else:
+            for k in range(8):
+                for c in range(Cin):
+                    edge[k, c] = src[sy, x0 + k, c] if 0 <= x0 + k < Ws else 0.0
+            for c in range(0, Cin, L):
+                winograd_input_vector(block, edge, c, Cin, v, d + c, Cin)
+
+
+@register_jitable
+def winograd_conv_row(block, v, first, u, b, tiles, phase, width, relu, m, dst, dy, dx):
+    """One output row of a 5x5 conv (optionally + ReLU) from transformed input rows.
+
+    v (5, T, 8, Cin) float32, T >= max(tiles, pixels): padded-map row r transformed in slot r % 5
+    (winograd_input_row); this output row reads rows first .. first + 4. u (5, 8, Cin, Cout)
+    float32 transformed weights (winograd.transform_weights), Cout a multiple of the block's
+    channels; b (Cout,); m (pixels, 8, Cout) float32 scratch. Writes dst[dy, dx + x, :] for
+    0 <= x < width, nothing else. Register block: `pixels` tiles x `channels` output channels,
+    one of the 8 transformed points at a time, summed over the 5 rows and Cin channels.
+    """
+    T = v.shape[1]
+    Cin = v.shape[3]
+    Cout = u.shape[3]
+    P = block_pixels(block)
+    for t in range(0, tiles, P):
+        t0 = min(t, max(tiles - P, 0))  # the last block ends at the last tile
+        for g in range(0, Cout, block_channels(block)):
+            for j in range(8):
+                acc = block_zero(block)
+                for ky in range(5):
+                    s = (((first + ky) % 5 * T + t0) * 8 + j) * Cin  # v[(first + ky) % 5, t0, j, 0]
+                    q = (ky * 8 + j) * Cin * Cout + g  # u[ky, j, 0, g]
+                    for c in range(Cin):
+                        acc = block_fma_broadcast(acc, v, s + c, 8 * Cin, u, q + c * Cout)
+                block_store(acc, m, j * Cout + g, 8 * Cout, P, False)  # m[p, j, g:g + channels]
+        Wd = dst.shape[1]
+        for p in range(min(P, tiles - t0)):  # output transform: AT @ m[p] + bias, columns inside [0, width)
+            x = 4 * (t0 + p) - phase
+            lo, hi = max(-x, 0), min(width - x, 4)
+            for o in range(0, Cout, block_lanes(block)):
+                winograd_output_vector(block, m, p * 8 * Cout + o, Cout, b, o,
+                                       dst, (dy * Wd + dx + x) * Cout + o, Cout, lo, hi, relu)
+
+
+@lru_cache(maxsize=8)
+def _winograd_weights(data: bytes, shape: tuple) -> np.ndarray:
+    return winograd.transform_weights(np.frombuffer(data, np.float32).reshape(shape))
+
+
+def winograd_weights(w: np.ndarray) -> np.ndarray:
+    """(5, 5, Cin, Cout) float32 -> (5, 8, Cin, Cout) float32, cached for the last few weight sets."""
+    return _winograd_weights(np.ascontiguousarray(w, np.float32).tobytes(), w.shape)
+
+
 FUSED_CHUNK_ROWS = 16  # conv2 rows a thread computes before running conv3 over them
 
 
@@ -242,9 +326,23 @@ def conv_kernels(shape: isa.BlockShape) -> SimpleNamespace:
 
     @njit(**JIT_OPTIONS)
     def conv_relu_rows(src, w, b, width, relu, dst, dst_pad, r0, r1):
-        """Rows r0 .. r1 - 1 of conv_relu_into."""
+        """Rows r0 .. r1 - 1 of conv_relu_into, direct (any K)."""
         for y in range(r0, r1):
             conv_relu_row(BLOCK, src, w, b, y, width, relu, dst, dst_pad + y, dst_pad)
+
+    @njit(**JIT_OPTIONS)
+    def winograd_rows(src, u, b, width, phase, relu, dst, dst_pad, r0, r1):
+        """Rows r0 .. r1 - 1 of conv_relu_into for a 5x5 conv (Winograd along rows); u from
+        winograd.transform_weights, tiles start at columns 4 t - phase."""
+        P = block_pixels(BLOCK)
+        tiles = (width + phase + 3) // 4
+        v = np.zeros((5, max(tiles, P), 8, src.shape[2]), dtype=np.float32)  # 5 transformed rows
+        m = np.empty((P, 8, u.shape[3]), dtype=np.float32)
+        for r in range(r0, r0 + 4):
+            winograd_input_row(BLOCK, src, r, phase, tiles, v, r % 5)
+        for y in range(r0, r1):
+            winograd_input_row(BLOCK, src, y + 4, phase, tiles, v, (y + 4) % 5)
+            winograd_conv_row(BLOCK, v, y, u, b, tiles, phase, width, relu, m, dst, dst_pad + y, dst_pad)
 
     @njit(**JIT_OPTIONS)
     def single_out_rows(src, w, b, width, dst, r0, r1):
@@ -253,22 +351,31 @@ def conv_kernels(shape: isa.BlockShape) -> SimpleNamespace:
             single_out_row(BLOCK, src, w, b, y, width, dst, y)
 
     @njit(**JIT_OPTIONS)
-    def fused_rows(src, w, b, w_last, b_last, width, dst, r0, r1):
-        """Rows r0 .. r1 - 1 of conv_relu_then_single_out_into: the middle rows FUSED_CHUNK_ROWS at a
-        time into a small zero-bordered buffer that stays in cache, then the last layer's rows."""
+    def fused_rows(src, u, b, phase, w_last, b_last, width, dst, r0, r1):
+        """Rows r0 .. r1 - 1 of conv_relu_then_single_out_into: the middle rows (5x5 conv by
+        Winograd, u and phase as in winograd_rows) FUSED_CHUNK_ROWS at a time into a small
+        zero-bordered buffer that stays in cache, then the last layer's rows."""
         KL = w_last.shape[0]
         p = KL // 2
-        H = src.shape[0] - w.shape[0] + 1
+        H = src.shape[0] - 4
+        P = block_pixels(BLOCK)
+        tiles = (width + phase + 3) // 4
+        v = np.zeros((5, max(tiles, P), 8, src.shape[2]), dtype=np.float32)
+        m = np.empty((P, 8, u.shape[3]), dtype=np.float32)
+        next_row = max(r0 - p, 0)  # the next src row to transform into v
         chunk = FUSED_CHUNK_ROWS
         # mid[i] holds middle row c0 - p + i (zero outside the image), zero-bordered for the last layer
-        mid = np.zeros((chunk + 2 * p, (width + 7) // 8 * 8 + 2 * p, w.shape[3]), dtype=np.float32)
+        mid = np.zeros((chunk + 2 * p, (width + 7) // 8 * 8 + 2 * p, u.shape[3]), dtype=np.float32)
         for c0 in range(r0, r1, chunk):
             c1 = min(c0 + chunk, r1)
             first = 0 if c0 == r0 else 2 * p  # later chunks start with the rows kept from the last
             for i in range(first, c1 - c0 + 2 * p):
                 r = c0 - p + i
                 if 0 <= r < H:
-                    conv_relu_row(BLOCK, src, w, b, r, width, True, mid, i, p)
+                    while next_row <= r + 4:
+                        winograd_input_row(BLOCK, src, next_row, phase, tiles, v, next_row % 5)
+                        next_row += 1
+                    winograd_conv_row(BLOCK, v, r, u, b, tiles, phase, width, True, m, mid, i, p)
                 else:
                     fill_row(mid, i, 0.0)
             for y in range(c0, c1):
@@ -276,13 +383,14 @@ def conv_kernels(shape: isa.BlockShape) -> SimpleNamespace:
             for i in range(2 * p):  # keep the last 2p middle rows for the next chunk
                 copy_row(mid, c1 - c0 + i, i)
 
-    return SimpleNamespace(shape=shape, conv_relu_rows=conv_relu_rows, single_out_rows=single_out_rows,
-                           fused_rows=fused_rows)
+    return SimpleNamespace(shape=shape, conv_relu_rows=conv_relu_rows, winograd_rows=winograd_rows,
+                           single_out_rows=single_out_rows, fused_rows=fused_rows)
 
 
 # This process's variant, as module attributes (tools/kernel_asm.py and Numba's tooling find them here).
 _native = conv_kernels(isa.BLOCK)
-conv_relu_rows, single_out_rows, fused_rows = _native.conv_relu_rows, _native.single_out_rows, _native.fused_rows
+conv_relu_rows, winograd_rows = _native.conv_relu_rows, _native.winograd_rows
+single_out_rows, fused_rows = _native.single_out_rows, _native.fused_rows
 
 
 # ---------------------------------------------------------------------------------------------
@@ -306,20 +414,26 @@ def _check_conv(name, src, w, width, channels_out, block):
            and width >= 1 and all(a.dtype == np.float32 and a.flags.c_contiguous for a in (src, w)), name)
 
 
-def conv_relu_into(src, w, b, width, relu, dst, dst_pad, block=None):
+def conv_relu_into(src, w, b, width, relu, dst, dst_pad, block=None, x_origin=0):
     """One conv layer (optionally + ReLU) from a padded map into the interior of another.
 
     src (H + K - 1, >= ceil8(width) + K - 1, Cin) float32 padded map of an (H, width, Cin) map;
     w (K, K, Cin, Cout) float32 with Cout a multiple of the block's channels; b (Cout,) float32;
     dst (H + 2 dst_pad, >= width + 2 dst_pad, Cout) float32: dst[dst_pad + y, dst_pad + x] is set
     for y < H, x < width, nothing else is written. block: an isa.BlockShape (None: isa.BLOCK).
+    5x5 convs run by Winograd F(4, 5) along rows, in tiles anchored at the image column
+    -x_origin (x_origin: the image column of the map's column 0), other sizes directly.
     """
     k = _kernels(block)
     H = src.shape[0] - w.shape[0] + 1
     _check_conv("conv_relu_into", src, w, width, w.shape[3], k.shape)
     _check(dst.shape[2] == w.shape[3] and b.shape[0] == w.shape[3] and dst.shape[0] >= H + 2 * dst_pad
            and dst.shape[1] >= width + 2 * dst_pad, "conv_relu_into")
-    threads.run_bands(k.conv_relu_rows, H, (src, w, b, width, bool(relu), dst, dst_pad), bands_per_thread=4)
+    if w.shape[:2] == (winograd.TAPS, winograd.TAPS):
+        args = (src, winograd_weights(w), b, width, x_origin % winograd.TILE, bool(relu), dst, dst_pad)
+        threads.run_bands(k.winograd_rows, H, args, bands_per_thread=4)
+    else:
+        threads.run_bands(k.conv_relu_rows, H, (src, w, b, width, bool(relu), dst, dst_pad), bands_per_thread=4)
 
 
 def conv_single_out_into(src, w, b, width, dst, block=None):
@@ -336,20 +450,23 @@ def conv_single_out_into(src, w, b, width, dst, block=None):
     threads.run_bands(k.single_out_rows, H, (src, w, b, width, dst), bands_per_thread=4)
 
 
-def conv_relu_then_single_out_into(src, w, b, w_last, b_last, width, dst, bands=None, block=None):
-    """Two layers fused: conv + ReLU (w, b), then the one-output conv (w_last, b_last).
+def conv_relu_then_single_out_into(src, w, b, w_last, b_last, width, dst, bands=None, block=None, x_origin=0):
+    """Two layers fused: a 5x5 conv + ReLU (w, b), then the one-output conv (w_last, b_last).
 
-    src (H + K - 1, >= ceil8(width) + K - 1, Cin) float32 padded map; w (K, K, Cin, Cmid),
+    src (H + 4, >= ceil8(width) + 4, Cin) float32 padded map; w (5, 5, Cin, Cmid),
     w_last (KL, KL, Cmid, 1); dst (>= H, >= width) float32 gets the (H, width) result. Equals
     conv_relu_into followed by conv_single_out_into, without their (H, width, Cmid) middle map:
     the rows are cut into `bands` bands (None: one per thread), each computed in small chunks
     (fused_rows); the KL - 1 middle rows at each band edge are computed by both neighbours.
+    x_origin: as in conv_relu_into.
     """
     k = _kernels(block)
     H = src.shape[0] - w.shape[0] + 1
     Cmid = w.shape[3]
     _check_conv("conv_relu_then_single_out_into", src, w, width, Cmid, k.shape)
-    _check(b.shape[0] == Cmid and w_last.shape[1] == w_last.shape[0] and w_last.shape[2] == Cmid
+    _check(w.shape[:2] == (winograd.TAPS, winograd.TAPS) and b.shape[0] == Cmid
+           and w_last.shape[1] == w_last.shape[0] and w_last.shape[2] == Cmid
            and w_last.shape[3] == 1 and dst.shape[0] >= H and dst.shape[1] >= width,
            "conv_relu_then_single_out_into")
-    threads.run_bands(k.fused_rows, H, (src, w, b, w_last, b_last, width, dst), bands=bands)
+    args = (src, winograd_weights(w), b, x_origin % winograd.TILE, w_last, b_last, width, dst)
+    threads.run_bands(k.fused_rows, H, args, bands=bands)

@@ -19,6 +19,7 @@ from numba.core import cgutils, types
 from numba.core.imputils import lower_constant
 from numba.extending import intrinsic, models, register_model, typeof_impl
 
+from . import winograd
 from .isa import BlockShape
 
 _F32 = ir.FloatType()
@@ -131,6 +132,15 @@ def block_channels(typingctx, block):
     """Channels of the block, vectors x lanes (a compile-time constant)."""
     def codegen(context, builder, sig, args):
         return ir.Constant(ir.IntType(64), sig.args[0].shape.channels)
+
+    return types.int64(block), codegen
+
+
+@intrinsic
+def block_lanes(typingctx, block):
+    """Lanes of one vector of the block (a compile-time constant)."""
+    def codegen(context, builder, sig, args):
+        return ir.Constant(ir.IntType(64), sig.args[0].shape.lanes)
 
     return types.int64(block), codegen
 
@@ -257,3 +267,73 @@ def block_sum_store(typingctx, acc, dst, d, n, bias):
         return context.get_dummy_value()
 
     return types.none(acc, dst, d, n, types.float32), codegen
+
+
+def _linear_combination(e, builder, coefficients, load_term, start=None):
+    """start + sum_k coefficients[k] * load_term(k) as one vector, k ascending, zero terms skipped
+    (the coefficients are compile-time constants: Winograd's small fractions)."""
+    acc = start
+    for k, coef in enumerate(coefficients):
+        if coef == 0.0:
+            continue
+        x = load_term(k)
+        c = ir.Constant(e.vec, [float(coef)] * e.shape.lanes)
+        acc = builder.fmul(x, c) if acc is None else e.fmuladd(x, c, acc)
+    return acc
+
+
+@intrinsic
+def winograd_input_vector(typingctx, block, src, s, step, v, d, vstep):
+    """v.flat[d + j * vstep:][:lanes] = sum_k BT[j, k] src.flat[s + k * step:][:lanes], j, k < 8.
+
+    The input transform of one Winograd tile (srcnn_np.cpu.winograd), `lanes` channels at a time:
+    8 vector loads, 44 multiply-adds, 8 stores.
+    """
+    _check_c_float32(src)
+    _check_c_float32(v)
+
+    def codegen(context, builder, sig, args):
+        e = _Emitter(context, builder, sig.args[0].shape)
+        _, src_v, s_v, step_v, v_v, d_v, vstep_v = args
+        at = [s_v]
+        for _k in range(1, winograd.POINTS):
+            at.append(builder.add(at[-1], step_v))
+        x = [e.load(sig.args[1], src_v, a) for a in at]
+        out = d_v
+        for row in winograd.BT:
+            e.store(_linear_combination(e, builder, row, lambda k: x[k]), sig.args[4], v_v, out)
+            out = builder.add(out, vstep_v)
+        return context.get_dummy_value()
+
+    return types.none(block, src, s, step, v, d, vstep), codegen
+
+
+@intrinsic
+def winograd_output_vector(typingctx, block, m, s, mstep, b, bo, dst, d, dstep, lo, hi, relu):
+    """dst.flat[d + i * dstep:][:lanes] = b.flat[bo:][:lanes] + sum_j AT[i, j] m.flat[s + j * mstep:][:lanes]
+    for lo <= i < hi (i < 4, j < 8; max(., 0) if relu, NaN kept): the output transform of one tile."""
+    _check_c_float32(m)
+    _check_c_float32(b)
+    _check_c_float32(dst)
+
+    def codegen(context, builder, sig, args):
+        e = _Emitter(context, builder, sig.args[0].shape)
+        _, m_v, s_v, mstep_v, b_v, bo_v, dst_v, d_v, dstep_v, lo_v, hi_v, relu_v = args
+        at = [s_v]
+        for _j in range(1, winograd.POINTS):
+            at.append(builder.add(at[-1], mstep_v))
+        x = [e.load(sig.args[1], m_v, a) for a in at]
+        bias = e.load(sig.args[4], b_v, bo_v)
+        zero = ir.Constant(e.vec, [0.0] * e.shape.lanes)
+        out = d_v
+        for i, row in enumerate(winograd.AT):
+            i_v = ir.Constant(lo_v.type, i)
+            inside = builder.and_(builder.icmp_signed("<=", lo_v, i_v), builder.icmp_signed(">", hi_v, i_v))
+            with builder.if_then(inside):
+                y = _linear_combination(e, builder, row, lambda j: x[j], start=bias)
+                clipped = builder.select(builder.fcmp_ordered("<", y, zero), zero, y)
+                e.store(builder.select(relu_v, clipped, y), sig.args[6], dst_v, out)
+            out = builder.add(out, dstep_v)
+        return context.get_dummy_value()
+
+    return types.none(block, m, s, mstep, b, bo, dst, d, dstep, lo, hi, types.boolean), codegen
