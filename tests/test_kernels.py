@@ -3,7 +3,7 @@ register-block variant (AVX-512, AVX2, 4 lanes: any of them runs on any CPU)."""
 import numpy as np
 import pytest
 
-from srcnn_np.cpu import isa, kernels
+from srcnn_np.cpu import isa, kernels, winograd
 from srcnn_np.model import KernelWeights, forward_stages
 
 from . import naive
@@ -149,3 +149,67 @@ def test_conv_kernels_reject_a_channel_count_the_block_does_not_divide():
     dst = kernels.padded_map(2, 4, 24, 0)
     with pytest.raises(ValueError, match="inconsistent shapes"):
         kernels.conv_relu_into(src, w, np.zeros(24, np.float32), 4, True, dst, 0, isa.VARIANTS["avx2"])
+
+
+def test_winograd_transform_is_the_row_correlation():
+    """y = AT ((G g) * (BT d)) is the 5-tap correlation of the 8 inputs, in float64, and BT's
+    entries (quarters) are exact in float32."""
+    at, g, bt = winograd.transform_matrices()
+    rng = np.random.default_rng(5)
+    for _ in range(20):
+        taps, d = rng.standard_normal(5), rng.standard_normal(8)
+        want = np.array([taps @ d[i:i + 5] for i in range(4)])
+        got = at @ ((g @ taps) * (bt @ d))
+        assert np.abs(got - want).max() < 1e-12, f"Winograd F(4, 5): {got} != {want}"
+    assert (winograd.BT.astype(np.float64) == bt).all() and (bt * 4 == np.round(bt * 4)).all()
+
+
+@each_variant
+@pytest.mark.parametrize("x_origin", [0, 1, 2, 3, 6])
+@pytest.mark.parametrize("width", [1, 3, 6, 29])
+def test_winograd_conv2_matches_naive_for_every_tile_anchor(width, x_origin, block):
+    h = 4
+    x = np.random.default_rng(width + x_origin).standard_normal((h, width, 64)).astype(np.float32)
+    src = kernels.padded_map(h, width, 64, 2)
+    src[2:2 + h, 2:2 + width] = x
+    dst = np.full((h + 4, kernels.ceil_block(width) + 4, 32), -5.0, np.float32)
+    kernels.conv_relu_into(src, KW.w2, KW.b2, width, False, dst, 2, block, x_origin=x_origin)
+    assert_close(f"conv2 width {width} x_origin {x_origin} {block.name}", dst[2:2 + h, 2:2 + width],
+                 naive.conv2d(x, KW.w2, KW.b2, False), 2e-5)
+    dst[2:2 + h, 2:2 + width] = -5.0
+    assert (dst == -5.0).all(), "conv_relu_into wrote outside the interior"
+
+
+@each_variant
+def test_fused_windows_give_the_bits_of_the_whole_map(block):
+    """Winograd tiles are anchored to image column 0: a window that starts at any column computes
+    the pixels away from its edges exactly as the whole map does, bit for bit. "Away": a tile's
+    rounding depends on all 8 of its inputs, so a conv2 pixel is exact when its whole tile reads
+    the window's data (tile start >= 2), and a conv3 pixel when the 5 conv2 pixels it reads are:
+    7 columns from the window's left edge."""
+    h, width = 6, 41
+    x = np.random.default_rng(8).random((h, width, 64), dtype=np.float32)
+    src = kernels.padded_map(h, width, 64, 2)
+    src[2:2 + h, 2:2 + width] = x
+    whole = np.empty((h, width), np.float32)
+    kernels.conv_relu_then_single_out_into(src, KW.w2, KW.b2, KW.w3, KW.b3, width, whole, 1, block)
+    for c0 in range(1, 8):
+        w = width - c0
+        win = kernels.padded_map(h, w, 64, 2)
+        win[2:2 + h, 2:2 + w] = x[:, c0:]
+        got = np.empty((h, w), np.float32)
+        kernels.conv_relu_then_single_out_into(win, KW.w2, KW.b2, KW.w3, KW.b3, w, got, 1, block, x_origin=c0)
+        np.testing.assert_array_equal(got[:, 7:], whole[:, c0 + 7:],
+                                      err_msg=f"window from column {c0}, {block.name}")
+
+
+def test_conv_relu_into_runs_a_5x5_conv_whose_channels_no_vector_divides():
+    """Winograd needs Cin in whole vectors; any other 5x5 conv runs directly."""
+    x = np.random.default_rng(2).standard_normal((5, 9, 3)).astype(np.float32)
+    w = np.random.default_rng(3).standard_normal((5, 5, 3, 16)).astype(np.float32)
+    b = np.zeros(16, np.float32)
+    src = kernels.padded_map(5, 9, 3, 2)
+    src[2:7, 2:11] = x
+    dst = kernels.padded_map(5, 9, 16, 0)
+    kernels.conv_relu_into(src, w, b, 9, True, dst, 0, isa.VARIANTS["avx2"])
+    assert_close("5x5 conv with 3 input channels", dst[:5, :9], naive.conv2d(x, w, b, True), 2e-5)

@@ -24,7 +24,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 CPU_OF_VARIANT = {"avx512": "skylake-avx512", "avx2": "haswell", "lanes4": "nehalem"}
-KERNELS = ("conv_relu_rows", "single_out_rows", "fused_rows")
+KERNELS = ("conv_relu_rows", "winograd_rows", "single_out_rows", "fused_rows")
 STACK_MOVE = re.compile(r"[xyz]mm\d+.*\((%rsp|%rbp)\)|\((%rsp|%rbp)\).*[xyz]mm\d+")
 FUNCTION_LABEL = re.compile(r"^[A-Za-z_][\w.$]*:$")
 
@@ -58,10 +58,12 @@ def compile_here(dump: str | None) -> dict:
     f32 = np.float32
     src, dst = np.zeros((12, 20, 64), f32), np.zeros((8, 20, 32), f32)
     w, w_last, b = np.zeros((5, 5, 64, 32), f32), np.zeros((5, 5, 32, 1), f32), np.zeros(32, f32)
+    u = kernels.winograd_weights(w)
     out = np.zeros((8, 16), f32)
-    args = {"conv_relu_rows": (src, w, b, 16, True, dst, 2, 0, 8),
+    args = {"conv_relu_rows": (src, w, b, 16, True, dst, 2, 0, 8),  # conv1 in the model (K = 9)
+            "winograd_rows": (src, u, b, 16, 0, True, dst, 2, 0, 8),
             "single_out_rows": (dst, w_last, b[:1], 16, out, 0, 4),
-            "fused_rows": (src, w, b, w_last, b[:1], 16, out, 0, 8)}
+            "fused_rows": (src, u, b, w_last, b[:1], 16, 0, out, 0, 8)}
     result = {}
     for name in KERNELS:
         disp = getattr(kernels, name)

@@ -34,8 +34,8 @@ from numba.extending import register_jitable
 from ..config import JIT_OPTIONS
 from . import isa, notice, threads, winograd  # noqa: F401 (notice: the first-compile line on stderr)
 from .simd import (block_bias, block_channels, block_fma_broadcast, block_fma_elementwise, block_lanes,
-                   block_pixels, block_store, block_sum_store, block_zero, winograd_input_vector,
-                   winograd_output_vector)
+                   block_pixels, block_store, block_sum_store, block_zero, copy_vector,
+                   winograd_input_vector, winograd_output_vector)
 
 CUBIC_A = np.float32(-0.75)  # torch's bicubic coefficient
 PIXEL_BLOCK = isa.MAX_PIXELS  # padded maps have whole multiples of this many columns
@@ -232,27 +232,18 @@ def copy_row(m, i, j):
 # ---------------------------------------------------------------------------------------------
 # 5x5 convs by Winograd F(4, 5) along rows (srcnn_np.cpu.winograd): 0.4x the multiply-adds
 
-WINOGRAD_AT = winograd.AT  # (4, 8) float32 output transform (Numba freezes globals as constants)
-WINOGRAD_BT = winograd.BT  # (8, 8) float32 input transform
-
-
-def winograd_tiles(width: int, phase: int) -> int:
-    """Tiles covering output columns [0, width) when tiles start at columns 4 t - phase."""
-    return (width + phase + winograd.TILE - 1) // winograd.TILE
-
-
 @register_jitable
-def winograd_input_row(block, src, sy, phase, tiles, v, slot):
+def winograd_input_row(block, src, sy, phase, tiles, v, slot, edge):
     """v[slot, t] = BT @ the 8 inputs of tile t on padded-map row sy, for t < tiles.
 
     src (>= sy + 1, Ws, Cin) float32 padded map (pad 2), Cin a multiple of the block's lanes; tile t
     holds output columns 4 t - phase .. 4 t - phase + 3, whose 5-tap rows read the padded columns
-    4 t - phase .. + 7 (zero outside [0, Ws), like the map's border). v (5, >= tiles, 8, Cin) float32.
+    4 t - phase .. + 7 (zero outside [0, Ws), like the map's border). v (5, >= tiles, 8, Cin) float32;
+    edge (9, Cin) float32 scratch for the inputs of a tile that sticks out of src, edge[8] zero.
     """
     Ws = src.shape[1]
     Cin = src.shape[2]
     L = block_lanes(block)
-    edge = np.zeros((8, Cin), dtype=np.float32)  # the 8 inputs of a tile that sticks out of src
     for t in range(tiles):
         x0 = 4 * t - phase
         d = ((slot * v.shape[1] + t) * 8) * Cin  # v[slot, t, 0, 0]
@@ -261,8 +252,11 @@ def winograd_input_row(block, src, sy, phase, tiles, v, slot):
                 winograd_input_vector(block, src, (sy * Ws + x0) * Cin + c, Cin, v, d + c, Cin)
         else:
             for k in range(8):
-                for c in range(Cin):
-                    edge[k, c] = src[sy, x0 + k, c] if 0 <= x0 + k < Ws else 0.0
+                for c in range(0, Cin, L):
+                    if 0 <= x0 + k < Ws:
+                        copy_vector(block, src, (sy * Ws + x0 + k) * Cin + c, edge, k * Cin + c)
+                    else:
+                        copy_vector(block, edge, 8 * Cin + c, edge, k * Cin + c)  # edge[8] is zero
             for c in range(0, Cin, L):
                 winograd_input_vector(block, edge, c, Cin, v, d + c, Cin)
 
@@ -274,9 +268,11 @@ def winograd_conv_row(block, v, first, u, b, tiles, phase, width, relu, m, dst, 
     v (5, T, 8, Cin) float32, T >= max(tiles, pixels): padded-map row r transformed in slot r % 5
     (winograd_input_row); this output row reads rows first .. first + 4. u (5, 8, Cin, Cout)
     float32 transformed weights (winograd.transform_weights), Cout a multiple of the block's
-    channels; b (Cout,); m (pixels, 8, Cout) float32 scratch. Writes dst[dy, dx + x, :] for
+    channels; b (Cout,); m (T, 8, Cout) float32 scratch. Writes dst[dy, dx + x, :] for
     0 <= x < width, nothing else. Register block: `pixels` tiles x `channels` output channels,
-    one of the 8 transformed points at a time, summed over the 5 rows and Cin channels.
+    one of the 8 transformed points at a time, summed over the 5 rows and Cin channels. The output
+    transform runs after the whole row, in a loop of its own, so its constants never compete with
+    the block for registers.
     """
     T = v.shape[1]
     Cin = v.shape[3]
@@ -292,14 +288,14 @@ def winograd_conv_row(block, v, first, u, b, tiles, phase, width, relu, m, dst, 
                     q = (ky * 8 + j) * Cin * Cout + g  # u[ky, j, 0, g]
                     for c in range(Cin):
                         acc = block_fma_broadcast(acc, v, s + c, 8 * Cin, u, q + c * Cout)
-                block_store(acc, m, j * Cout + g, 8 * Cout, P, False)  # m[p, j, g:g + channels]
-        Wd = dst.shape[1]
-        for p in range(min(P, tiles - t0)):  # output transform: AT @ m[p] + bias, columns inside [0, width)
-            x = 4 * (t0 + p) - phase
-            lo, hi = max(-x, 0), min(width - x, 4)
-            for o in range(0, Cout, block_lanes(block)):
-                winograd_output_vector(block, m, p * 8 * Cout + o, Cout, b, o,
-                                       dst, (dy * Wd + dx + x) * Cout + o, Cout, lo, hi, relu)
+                block_store(acc, m, (t0 * 8 + j) * Cout + g, 8 * Cout, P, False)  # m[t0 + p, j, g:]
+    Wd = dst.shape[1]
+    for t in range(tiles):  # output transform: AT @ m[t] + bias, columns inside [0, width)
+        x = 4 * t - phase
+        lo, hi = max(-x, 0), min(width - x, 4)
+        for o in range(0, Cout, block_lanes(block)):
+            winograd_output_vector(block, m, t * 8 * Cout + o, Cout, b, o,
+                                   dst, (dy * Wd + dx + x) * Cout + o, Cout, lo, hi, relu)
 
 
 @lru_cache(maxsize=8)
@@ -337,11 +333,12 @@ def conv_kernels(shape: isa.BlockShape) -> SimpleNamespace:
         P = block_pixels(BLOCK)
         tiles = (width + phase + 3) // 4
         v = np.zeros((5, max(tiles, P), 8, src.shape[2]), dtype=np.float32)  # 5 transformed rows
-        m = np.empty((P, 8, u.shape[3]), dtype=np.float32)
+        m = np.empty((max(tiles, P), 8, u.shape[3]), dtype=np.float32)
+        edge = np.zeros((9, src.shape[2]), dtype=np.float32)
         for r in range(r0, r0 + 4):
-            winograd_input_row(BLOCK, src, r, phase, tiles, v, r % 5)
+            winograd_input_row(BLOCK, src, r, phase, tiles, v, r % 5, edge)
         for y in range(r0, r1):
-            winograd_input_row(BLOCK, src, y + 4, phase, tiles, v, (y + 4) % 5)
+            winograd_input_row(BLOCK, src, y + 4, phase, tiles, v, (y + 4) % 5, edge)
             winograd_conv_row(BLOCK, v, y, u, b, tiles, phase, width, relu, m, dst, dst_pad + y, dst_pad)
 
     @njit(**JIT_OPTIONS)
@@ -351,7 +348,7 @@ def conv_kernels(shape: isa.BlockShape) -> SimpleNamespace:
             single_out_row(BLOCK, src, w, b, y, width, dst, y)
 
     @njit(**JIT_OPTIONS)
-    def fused_rows(src, u, b, phase, w_last, b_last, width, dst, r0, r1):
+    def fused_rows(src, u, b, w_last, b_last, width, phase, dst, r0, r1):
         """Rows r0 .. r1 - 1 of conv_relu_then_single_out_into: the middle rows (5x5 conv by
         Winograd, u and phase as in winograd_rows) FUSED_CHUNK_ROWS at a time into a small
         zero-bordered buffer that stays in cache, then the last layer's rows."""
@@ -361,7 +358,8 @@ def conv_kernels(shape: isa.BlockShape) -> SimpleNamespace:
         P = block_pixels(BLOCK)
         tiles = (width + phase + 3) // 4
         v = np.zeros((5, max(tiles, P), 8, src.shape[2]), dtype=np.float32)
-        m = np.empty((P, 8, u.shape[3]), dtype=np.float32)
+        m = np.empty((max(tiles, P), 8, u.shape[3]), dtype=np.float32)
+        edge = np.zeros((9, src.shape[2]), dtype=np.float32)
         next_row = max(r0 - p, 0)  # the next src row to transform into v
         chunk = FUSED_CHUNK_ROWS
         # mid[i] holds middle row c0 - p + i (zero outside the image), zero-bordered for the last layer
@@ -373,7 +371,7 @@ def conv_kernels(shape: isa.BlockShape) -> SimpleNamespace:
                 r = c0 - p + i
                 if 0 <= r < H:
                     while next_row <= r + 4:
-                        winograd_input_row(BLOCK, src, next_row, phase, tiles, v, next_row % 5)
+                        winograd_input_row(BLOCK, src, next_row, phase, tiles, v, next_row % 5, edge)
                         next_row += 1
                     winograd_conv_row(BLOCK, v, r, u, b, tiles, phase, width, True, m, mid, i, p)
                 else:
@@ -421,15 +419,16 @@ def conv_relu_into(src, w, b, width, relu, dst, dst_pad, block=None, x_origin=0)
     w (K, K, Cin, Cout) float32 with Cout a multiple of the block's channels; b (Cout,) float32;
     dst (H + 2 dst_pad, >= width + 2 dst_pad, Cout) float32: dst[dst_pad + y, dst_pad + x] is set
     for y < H, x < width, nothing else is written. block: an isa.BlockShape (None: isa.BLOCK).
-    5x5 convs run by Winograd F(4, 5) along rows, in tiles anchored at the image column
-    -x_origin (x_origin: the image column of the map's column 0), other sizes directly.
+    5x5 convs whose Cin is a multiple of the block's lanes run by Winograd F(4, 5) along rows,
+    in tiles anchored to image column 0 (x_origin: the image column of the map's first interior
+    column), others directly.
     """
     k = _kernels(block)
     H = src.shape[0] - w.shape[0] + 1
     _check_conv("conv_relu_into", src, w, width, w.shape[3], k.shape)
     _check(dst.shape[2] == w.shape[3] and b.shape[0] == w.shape[3] and dst.shape[0] >= H + 2 * dst_pad
            and dst.shape[1] >= width + 2 * dst_pad, "conv_relu_into")
-    if w.shape[:2] == (winograd.TAPS, winograd.TAPS):
+    if w.shape[:2] == (winograd.TAPS, winograd.TAPS) and src.shape[2] % k.shape.lanes == 0:
         args = (src, winograd_weights(w), b, width, x_origin % winograd.TILE, bool(relu), dst, dst_pad)
         threads.run_bands(k.winograd_rows, H, args, bands_per_thread=4)
     else:
@@ -464,9 +463,9 @@ def conv_relu_then_single_out_into(src, w, b, w_last, b_last, width, dst, bands=
     H = src.shape[0] - w.shape[0] + 1
     Cmid = w.shape[3]
     _check_conv("conv_relu_then_single_out_into", src, w, width, Cmid, k.shape)
-    _check(w.shape[:2] == (winograd.TAPS, winograd.TAPS) and b.shape[0] == Cmid
+    _check(w.shape[:2] == (winograd.TAPS, winograd.TAPS) and src.shape[2] % k.shape.lanes == 0 and b.shape[0] == Cmid
            and w_last.shape[1] == w_last.shape[0] and w_last.shape[2] == Cmid
            and w_last.shape[3] == 1 and dst.shape[0] >= H and dst.shape[1] >= width,
            "conv_relu_then_single_out_into")
-    args = (src, winograd_weights(w), b, x_origin % winograd.TILE, w_last, b_last, width, dst)
+    args = (src, winograd_weights(w), b, w_last, b_last, width, x_origin % winograd.TILE, dst)
     threads.run_bands(k.fused_rows, H, args, bands=bands)

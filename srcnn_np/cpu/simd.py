@@ -269,10 +269,25 @@ def block_sum_store(typingctx, acc, dst, d, n, bias):
     return types.none(acc, dst, d, n, types.float32), codegen
 
 
-def _linear_combination(e, builder, coefficients, load_term, start=None):
-    """start + sum_k coefficients[k] * load_term(k) as one vector, k ascending, zero terms skipped
+@intrinsic
+def copy_vector(typingctx, block, src, s, dst, d):
+    """dst.flat[d:][:lanes] = src.flat[s:][:lanes]: one vector load and store, no loop for LLVM to
+    unroll (such loops, however short, take the registers a hot loop keeps its constants in)."""
+    _check_c_float32(src)
+    _check_c_float32(dst)
+
+    def codegen(context, builder, sig, args):
+        e = _Emitter(context, builder, sig.args[0].shape)
+        e.store(e.load(sig.args[1], args[1], args[2]), sig.args[3], args[3], args[4])
+        return context.get_dummy_value()
+
+    return types.none(block, src, s, dst, d), codegen
+
+
+def _linear_combination(e, builder, coefficients, load_term):
+    """sum_k coefficients[k] * load_term(k) as one vector, k ascending, zero terms skipped
     (the coefficients are compile-time constants: Winograd's small fractions)."""
-    acc = start
+    acc = None
     for k, coef in enumerate(coefficients):
         if coef == 0.0:
             continue
@@ -287,7 +302,7 @@ def winograd_input_vector(typingctx, block, src, s, step, v, d, vstep):
     """v.flat[d + j * vstep:][:lanes] = sum_k BT[j, k] src.flat[s + k * step:][:lanes], j, k < 8.
 
     The input transform of one Winograd tile (srcnn_np.cpu.winograd), `lanes` channels at a time:
-    8 vector loads, 44 multiply-adds, 8 stores.
+    44 multiply-adds, each with its input loaded from memory (L1), and 8 stores.
     """
     _check_c_float32(src)
     _check_c_float32(v)
@@ -298,10 +313,10 @@ def winograd_input_vector(typingctx, block, src, s, step, v, d, vstep):
         at = [s_v]
         for _k in range(1, winograd.POINTS):
             at.append(builder.add(at[-1], step_v))
-        x = [e.load(sig.args[1], src_v, a) for a in at]
         out = d_v
-        for row in winograd.BT:
-            e.store(_linear_combination(e, builder, row, lambda k: x[k]), sig.args[4], v_v, out)
+        for row in winograd.BT:  # inputs loaded where used: kept in registers they would spill on AVX2
+            x = _linear_combination(e, builder, row, lambda k: e.load(sig.args[1], src_v, at[k]))
+            e.store(x, sig.args[4], v_v, out)
             out = builder.add(out, vstep_v)
         return context.get_dummy_value()
 
@@ -322,15 +337,14 @@ def winograd_output_vector(typingctx, block, m, s, mstep, b, bo, dst, d, dstep, 
         at = [s_v]
         for _j in range(1, winograd.POINTS):
             at.append(builder.add(at[-1], mstep_v))
-        x = [e.load(sig.args[1], m_v, a) for a in at]
-        bias = e.load(sig.args[4], b_v, bo_v)
         zero = ir.Constant(e.vec, [0.0] * e.shape.lanes)
         out = d_v
         for i, row in enumerate(winograd.AT):
             i_v = ir.Constant(lo_v.type, i)
             inside = builder.and_(builder.icmp_signed("<=", lo_v, i_v), builder.icmp_signed(">", hi_v, i_v))
             with builder.if_then(inside):
-                y = _linear_combination(e, builder, row, lambda j: x[j], start=bias)
+                y = builder.fadd(e.load(sig.args[4], b_v, bo_v),
+                                 _linear_combination(e, builder, row, lambda j: e.load(sig.args[1], m_v, at[j])))
                 clipped = builder.select(builder.fcmp_ordered("<", y, zero), zero, y)
                 e.store(builder.select(relu_v, clipped, y), sig.args[6], dst_v, out)
             out = builder.add(out, dstep_v)
