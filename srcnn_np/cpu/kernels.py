@@ -17,6 +17,9 @@ writes the interior of its output map, so buffers made with `padded_map` keep th
 The conv kernels keep a register block of output pixels x channels in vector registers
 (srcnn_np.cpu.simd); its shape is the variant isa.BLOCK picked for this CPU (AVX-512, AVX2,
 4 lanes). One kernel source serves every variant: `conv_kernels(shape)` compiles it for a shape.
+conv1 (9x9, one input channel) and conv3 (one output channel) run directly; conv2 (5x5, 64 -> 32,
+90% of the model's work) runs by Winograd F(4, 5) along rows (srcnn_np.cpu.winograd), whose
+register block holds tiles of 4 output columns x channels, at 0.4x the multiply-adds.
 A row is covered by blocks of `pixels` outputs; when the row is not a whole number of them, the
 last block is moved left to end at the row's end (it recomputes a few outputs, identically),
 so only a row narrower than one block writes part of a block.

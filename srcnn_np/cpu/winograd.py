@@ -11,45 +11,51 @@ output row costs 5 x 8 multiply-adds per tile, input channel and output channel 
 5 x 5 x 4: 0.4x the work of the direct conv (srcnn_np.cpu.kernels runs it, summing over channels).
 
 Accuracy: on the shipped x2 weights and a real image, conv2's float32 result is within 2.2e-6 of
-float64 (the direct float32 conv: 1.3e-6). Larger tiles lose more (F(6, 5): 2.6e-5), so 4 it is.
-Every output pixel's rounding depends on its place in its tile; the kernels anchor tiles to the
-image's column 0, so that windows of one image give the same bits as the whole image.
+float64; the direct float32 conv is within 1.2e-6 (dev/winograd_accuracy.py, which also shows
+that larger tiles lose more: F(6, 5) 2.6e-5). Every output pixel's rounding depends on its place
+in its tile; the kernels anchor tiles to the image's column 0, so that a window of an image
+gives the whole image's bits wherever its tiles read only the window's data.
 """
 import numpy as np
 
 TAPS = 5  # kernel width the transform is for
 TILE = 4  # output columns per tile
 POINTS = TILE + TAPS - 1  # 8 transformed values per tile
-_FINITE_POINTS = (0.0, 1.0, -1.0, 2.0, -2.0, 0.5, -0.5)  # and infinity
+FINITE_POINTS = (0.0, 1.0, -1.0, 2.0, -2.0, 0.5, -0.5)  # and infinity
 
 
-def transform_matrices() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(AT (4, 8), G (8, 5), BT (8, 8)) float64 with y = AT @ ((G @ g) * (BT @ d)).
+def transform_matrices(tile: int = TILE, finite_points=FINITE_POINTS) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(AT (tile, n), G (n, 5), BT (n, n)) float64 with y = AT @ ((G @ g) * (BT @ d)), n = tile + 4.
 
-    AT and G are the Toom-Cook evaluation and interpolation matrices; BT is the one matrix that
-    makes the identity hold for every g and d (a linear system in its entries), solved for and
-    checked rather than typed in.
+    AT and G are the Toom-Cook evaluation and interpolation matrices on finite_points (n - 1 of
+    them) and infinity; BT is the one matrix that makes the identity hold for every g and d (a
+    linear system in its entries), solved for and checked rather than typed in. Other tiles and
+    points are for the experiment that chose these (dev/winograd_accuracy.py).
     """
-    at = np.zeros((TILE, POINTS))
-    g = np.zeros((POINTS, TAPS))
-    for j, a in enumerate(_FINITE_POINTS):
-        at[:, j] = [a ** i for i in range(TILE)]
-        norm = np.prod([a - b for b in _FINITE_POINTS if b != a])
+    n = tile + TAPS - 1
+    if len(finite_points) != n - 1:
+        raise ValueError(f"F({tile}, {TAPS}) needs {n - 1} finite points, got {len(finite_points)}")
+    at = np.zeros((tile, n))
+    g = np.zeros((n, TAPS))
+    for j, a in enumerate(finite_points):
+        at[:, j] = [a ** i for i in range(tile)]
+        norm = np.prod([a - b for b in finite_points if b != a])
         g[j] = [a ** k / norm for k in range(TAPS)]
-    at[TILE - 1, POINTS - 1] = 1.0  # the point at infinity
-    g[POINTS - 1, TAPS - 1] = 1.0
+    at[tile - 1, n - 1] = 1.0  # the point at infinity
+    g[n - 1, TAPS - 1] = 1.0
     # sum_j at[i, j] g[j, k] bt[j, l] == (l == i + k) for every i, k, l: linear in bt's entries
-    system = np.zeros((TILE, TAPS, POINTS, POINTS, POINTS))
-    target = np.zeros((TILE, TAPS, POINTS))
-    for i in range(TILE):
+    system = np.zeros((tile, TAPS, n, n, n))
+    target = np.zeros((tile, TAPS, n))
+    for i in range(tile):
         for k in range(TAPS):
             target[i, k, i + k] = 1.0
-            for l in range(POINTS):
+            for l in range(n):
                 system[i, k, l, :, l] = at[i] * g[:, k]
-    bt = np.linalg.lstsq(system.reshape(-1, POINTS * POINTS), target.ravel(), rcond=None)[0]
-    bt = np.round(bt.reshape(POINTS, POINTS) * 1024) / 1024  # quarters in fact: exact zeros stay zeros
-    residual = np.abs(system.reshape(-1, POINTS * POINTS) @ bt.ravel() - target.ravel()).max()
-    assert residual < 1e-9, f"Winograd F(4, 5) transform does not hold: residual {residual}"
+    bt = np.linalg.lstsq(system.reshape(-1, n * n), target.ravel(), rcond=None)[0]
+    bt = np.round(bt.reshape(n, n) * 1024) / 1024  # small fractions in fact: exact zeros stay zeros
+    residual = np.abs(system.reshape(-1, n * n) @ bt.ravel() - target.ravel()).max()
+    if residual > 1e-9:
+        raise ArithmeticError(f"Winograd F({tile}, {TAPS}) transform does not hold: residual {residual}")
     return at, g, bt
 
 

@@ -1,0 +1,67 @@
+"""Experiment: which Winograd tile for conv2 (5x5, 64 -> 32)? Error of each F(m, 5) in float32.
+
+Run: python dev/winograd_accuracy.py        (needs torch and scikit-image: pip install -e ".[test]")
+
+conv2 of the shipped x2 astro model on a real image (scikit-image's astronaut, green channel,
+upsampled x2 as the model does) is computed in float64 (the truth), directly in float32 (torch),
+and by Winograd F(m, 5) along rows in float32, simulated in numpy the way the kernels do it:
+weights transformed in float64 then rounded, inputs transformed, products summed over the 5 rows
+and 64 channels in float32, output transform in float32. Result on this machine:
+
+    direct float32        1.2e-06
+    F(2, 5)  2.7e-06   0.60x the multiply-adds of the direct conv
+    F(3, 5)  2.1e-06   0.47x
+    F(4, 5)  2.2e-06   0.40x      <- srcnn_np.cpu.winograd
+    F(4, 5)  1.5e-05   with the point 3 instead of -1/2
+    F(6, 5)  2.6e-05   0.33x      too close to the 1e-4 parity bound once conv3 follows
+"""
+import numpy as np
+import torch
+import torch.nn.functional as F
+from skimage import data
+
+import srcnn_np
+from srcnn_np.cpu.winograd import TAPS, transform_matrices
+
+CANDIDATES = [(2, (0, 1, -1, 2, -2)), (3, (0, 1, -1, 2, -2, .5)), (4, (0, 1, -1, 2, -2, .5, -.5)),
+              (4, (0, 1, -1, 2, -2, .5, 3)), (6, (0, 1, -1, 2, -2, .5, -.5, 3, -3))]
+
+
+def winograd_conv_rows(d: np.ndarray, w: np.ndarray, tile: int, points) -> np.ndarray:
+    """d (Cin, H + 4, W + 4) float32 padded input, w (Cout, Cin, 5, 5) float64 -> (Cout, H, W') float32
+    without bias, W' = W rounded down to whole tiles."""
+    at, g, bt = transform_matrices(tile, points)
+    n = tile + TAPS - 1
+    H = d.shape[1] - 4
+    tiles = (d.shape[2] - 4) // tile
+    u = np.einsum("jk,oiyk->yjio", g, w).astype(np.float32)  # (ky, j, Cin, Cout)
+    cols = np.arange(tiles)[:, None] * tile + np.arange(n)[None, :]  # (tiles, n) input columns
+    v = np.einsum("jl,cytl->ytjc", bt.astype(np.float32), d[:, :, cols]).astype(np.float32)
+    m = np.zeros((H, tiles, n, w.shape[0]), np.float32)
+    for ky in range(TAPS):
+        m += np.einsum("ytjc,jco->ytjo", v[ky:ky + H], u[ky]).astype(np.float32)
+    y = np.einsum("ij,ytjo->oyti", at.astype(np.float32), m)
+    return y.reshape(w.shape[0], H, tiles * tile)
+
+
+def main():
+    weights = srcnn_np.load_weights(scale=2)
+    img = torch.from_numpy(data.astronaut()[:, :, 1].astype(np.float32) / 255)[None, None]
+    up = F.interpolate(img, scale_factor=2, mode="bicubic", align_corners=False)[..., :256, :256].double()
+    w1, b1 = (torch.from_numpy(np.array(a)).double() for a in (weights.conv1_weight, weights.conv1_bias))
+    w2 = torch.from_numpy(np.array(weights.conv2_weight)).double()
+    c1 = F.relu(F.conv2d(up, w1, b1, padding=4))
+    truth = F.conv2d(c1, w2, padding=2)[0].numpy()
+    direct = F.conv2d(c1.float(), w2.float(), padding=2)[0].numpy()
+    print(f"conv2 output up to {np.abs(truth).max():.2f}; max abs error against float64:")
+    print(f"  direct float32  {np.abs(direct - truth).max():.1e}")
+    d = np.pad(c1[0].numpy(), ((0, 0), (2, 2), (2, 2))).astype(np.float32)
+    for tile, points in CANDIDATES:
+        y = winograd_conv_rows(d, w2.numpy(), tile, points)
+        err = np.abs(y - truth[:, :, :y.shape[2]]).max()
+        work = (tile + TAPS - 1) / (tile * TAPS)
+        print(f"  F({tile}, 5) on {points}: {err:.1e}   {work:.2f}x the multiply-adds")
+
+
+if __name__ == "__main__":
+    main()
