@@ -52,6 +52,9 @@ def parse_args(argv=None):
     p.add_argument("--batch", type=int, default=16)
     p.add_argument("--lr-patch", type=int, help="LR patch side (HR patch = scale x this); default "
                    "64 // scale, so every scale trains on about 64x64 HR patches")
+    p.add_argument("--loss-border", type=int, help="HR pixels cropped from each patch edge before the "
+                   "loss; default `scale`. The net sees zero padding within 8 pixels of a patch edge "
+                   "(receptive radius 4 + 2 + 2), which only the image's own border sees at inference")
     p.add_argument("--optimizer", choices=("adam", "sgd"), default="adam")
     p.add_argument("--lr", type=float, default=3e-4, help="learning rate of conv1 and conv2")
     p.add_argument("--last-lr-factor", type=float, default=1.0,
@@ -75,6 +78,8 @@ def parse_args(argv=None):
         args.iters, args.batch, args.lr_patch, args.synthetic = 5, 4, 16, 2
     if args.lr_patch is None:
         args.lr_patch = 64 // args.scale
+    if args.loss_border is None:
+        args.loss_border = args.scale
     if args.epochs is None:
         args.epochs = 2 if args.quick else 10
     return args
@@ -264,7 +269,7 @@ def train(args) -> dict:
     baseline = {k: bicubic_psnr(v, args.scale) for k, v in val_sets.items()}
     print(f"train: {args.stage} x{args.scale}, {len(sampler.images)} training images, "
           f"bicubic val PSNR natural {baseline['natural']:.3f} astro {baseline['astro']:.3f}", file=sys.stderr)
-    s = args.scale
+    b = args.loss_border
     t0 = time.perf_counter()
     for epoch in range(start_epoch + 1, args.epochs + 1):
         losses = []
@@ -272,7 +277,7 @@ def train(args) -> dict:
             lr_np, hr_np = sampler.batch(args.batch)
             with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
                 pred = model(torch.from_numpy(lr_np)[:, None].contiguous(memory_format=layout))
-            loss = F.mse_loss(pred.float()[:, :, s:-s, s:-s], torch.from_numpy(hr_np)[:, None, s:-s, s:-s])
+            loss = F.mse_loss(pred.float()[:, :, b:-b, b:-b], torch.from_numpy(hr_np)[:, None, b:-b, b:-b])
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
@@ -281,8 +286,8 @@ def train(args) -> dict:
             if it % 10 == 0 or it == args.iters:
                 progress(epoch, args.epochs, it, args.iters, float(np.mean(losses[-50:])))
         rows.append({"epoch": epoch, "iterations": epoch * args.iters, "train_loss": float(np.mean(losses)),
-                     "val_natural_psnr": validate(model, val_sets["natural"], s),
-                     "val_astro_psnr": validate(model, val_sets["astro"], s),
+                     "val_natural_psnr": validate(model, val_sets["natural"], args.scale),
+                     "val_astro_psnr": validate(model, val_sets["astro"], args.scale),
                      "wall_s": round(wall_before + time.perf_counter() - t0, 1)})
         r = rows[-1]
         print(f"epoch {epoch}: loss {r['train_loss']:.6f}  val PSNR natural {r['val_natural_psnr']:.3f} "
@@ -308,7 +313,7 @@ def train(args) -> dict:
         "init": args.init or "near-identity (bicubic pass-through)",
         "init_meta": init_meta,
         "epochs": args.epochs, "iterations": args.epochs * args.iters, "batch": args.batch,
-        "hr_patch": args.lr_patch * args.scale, "precision": args.precision, "optimizer": args.optimizer, "lr": args.lr, "schedule": args.schedule,
+        "hr_patch": args.lr_patch * args.scale, "loss_border": args.loss_border, "precision": args.precision, "optimizer": args.optimizer, "lr": args.lr, "schedule": args.schedule,
         "last_lr_factor": args.last_lr_factor, "weight_decay": args.weight_decay, "seed": args.seed,
         "wall_time_s": round(wall_before + time.perf_counter() - t_start, 1),
         "train_loop_s": final.get("wall_s"), "threads": args.threads, "machine": platform.processor() or platform.machine(),

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from .io.formats import EXT_CHOICES, EXTENSIONS, format_of, kind_of, read_any, split_extension, upscaled_metadata, write_any
 from .io.imageio import MAX_PIXELS_DEFAULT, PNG_COMPRESSION, ImageIOError, check_regular_file, quiet_decoders
 from .errors import one_line
+from .geometry import EDGES
 from .progress import Progress
 from .weights import MODELS, SUPPORTED_SCALES, WeightsError
 
@@ -100,6 +101,10 @@ def build_parser() -> argparse.ArgumentParser:
                     help="cpu (default), cuda (NVIDIA GPU, pip install \"srcnn_np[cuda]\") or auto (GPU if usable)")
     up.add_argument("--tile", type=int, help="tile side in output pixels, bounds memory "
                     "(default 512 on the CPU, sized to the GPU's memory on CUDA)")
+    up.add_argument("--edges", default="replicate", choices=EDGES,
+                    help="replicate: extend the image by its edge pixels before the network, so that its "
+                    "zero padding leaves no artifacts at the border (default); zero: the network as the "
+                    "PyTorch reference runs it on the image")
     up.add_argument("--max-pixels", type=int, default=MAX_PIXELS_DEFAULT,
                     help=f"refuse inputs larger than this many pixels (default {MAX_PIXELS_DEFAULT})")
     up.add_argument("--scheduler", metavar="tcp://HOST:PORT",
@@ -342,11 +347,11 @@ def compute_job(job: Job, kw, args):
     try:
         image = read_any(job.source, max_pixels=args.max_pixels)
         decoded = time.monotonic()
-        tiles = network_tiles(image.pixels.shape, args.mode, args.tile, args.scale)
+        tiles = network_tiles(image.pixels.shape, args.mode, args.tile, args.scale, args.edges)
         bar = Progress(tiles, os.path.basename(job.source), enabled=False if args.quiet or tiles < 8 else None)
         try:
             result = upscale(image.pixels, kw, mode=args.mode, scale=args.scale, tile=args.tile,
-                             device=args.device, on_tile=bar.update)
+                             device=args.device, on_tile=bar.update, edges=args.edges)
         finally:
             bar.close()
         metadata = upscaled_metadata(image, args.scale, f"srcnn_np: upscaled x{args.scale} with {method_of(args)} "
@@ -438,7 +443,8 @@ def upscale_fits_job(job: Job, kw, args) -> tuple[bool, str]:
 
         check_regular_file(job.source)
         with quiet_decoders():  # astropy's warnings and log lines about a damaged file: the error line says it
-            result = upscale_fits(job.source, job.target, lambda plane: upscale(plane, kw, scale=args.scale, tile=args.tile, device=args.device),
+            result = upscale_fits(job.source, job.target, lambda plane: upscale(plane, kw, scale=args.scale, tile=args.tile,
+                                                                          device=args.device, edges=args.edges),
                                   args.scale, method=method_of(args),
                                   hdu=args.hdu, conserve_flux=args.conserve_flux, flux_units=args.flux_units,
                                   stretch=args.stretch, overwrite=args.overwrite, quantize_level=args.quantize_level)
@@ -515,7 +521,7 @@ def run_out_of_core(args, kw) -> int:
     try:
         shape, out_shape = upscale_file(source, args.output, kw, scale=args.scale, hdu=args.hdu,
                                         conserve_flux=args.conserve_flux, flux_units=args.flux_units,
-                                        stretch=args.stretch, tile=args.tile, overwrite=args.overwrite,
+                                        stretch=args.stretch, tile=args.tile, edges=args.edges, overwrite=args.overwrite,
                                         client=client, progress=not args.quiet)
     except (DaskIOError, FitsError) as e:
         print(f"{PROG}: error: {e}", file=sys.stderr)

@@ -142,19 +142,21 @@ def _one_kernel_thread():
         numba.set_num_threads(previous)
 
 
-def _upscale_block(block, kw, mode, tile, depths, block_info=None):
+def _upscale_block(block, kw, mode, tile, edges, depths, block_info=None):
     """One grown (h, w[, C]) block -> its core's (s h, s w[, C]) float32 output."""
     with _one_kernel_thread():
-        out = model.upscale(block, kw, mode=mode, scale=kw.scale, tile=tile)
+        out = model.upscale(block, kw, mode=mode, scale=kw.scale, tile=tile, edges=edges)
     return _crop_grown(out, block_info, depths, kw.scale)
 
 
-def upscale(array, weights=None, *, mode: str = "rgb", scale: int = 2, tile: int | None = None):
+def upscale(array, weights=None, *, mode: str = "rgb", scale: int = 2, tile: int | None = None,
+            edges: str = "replicate"):
     """Super-resolve a dask array chunk by chunk; equal to `srcnn_np.upscale` on the whole image.
 
     array: dask.array (H, W) or (H, W, C), uint8, uint16 or float in [0, 1], any chunking
            (spatial chunks smaller than overlap_depth(scale) are merged; channels become one chunk).
-    weights, mode, scale, tile: as for srcnn_np.upscale (tile: the network's tile inside a block).
+    weights, mode, scale, tile, edges: as for srcnn_np.upscale (tile: the network's tile inside a
+    block; edges: at the image's border, block edges inside the image are grown and cropped).
     Returns a lazy dask.array (sH, sW[, C]) float32 in [0, 1], chunks s times the (merged) input's.
     """
     da = _dask_array()
@@ -170,7 +172,7 @@ def upscale(array, weights=None, *, mode: str = "rgb", scale: int = 2, tile: int
     out_chunks = tuple(tuple(kw.scale * c for c in ax) for ax in array.chunks[:2]) + array.chunks[2:]
     return da.map_overlap(_upscale_block, array, depth=depths, boundary="none", trim=False,
                           chunks=out_chunks, dtype=np.float32, meta=np.empty((0,) * array.ndim, np.float32),
-                          kw=kw, mode=mode, tile=tile, depths=depths)
+                          kw=kw, mode=mode, tile=tile, edges=edges, depths=depths)
 
 
 def finite_range(array) -> tuple[float, float]:
@@ -188,7 +190,7 @@ def finite_range(array) -> tuple[float, float]:
     return float(low), float(high)
 
 
-def _science_block(block, kw, data_range, stretch, conserve_flux, flux_units, tile, out_dtype, depths,
+def _science_block(block, kw, data_range, stretch, conserve_flux, flux_units, tile, edges, out_dtype, depths,
                    block_info=None):
     """One grown (h, w) block in physical units -> its core's (s h, s w) output.
 
@@ -199,7 +201,7 @@ def _science_block(block, kw, data_range, stretch, conserve_flux, flux_units, ti
         out = np.full((block.shape[0] * s, block.shape[1] * s), np.nan)
     else:
         with _one_kernel_thread():
-            out = upscale_plane(block, lambda a: model.upscale(a, kw, scale=s, tile=tile), s,
+            out = upscale_plane(block, lambda a: model.upscale(a, kw, scale=s, tile=tile, edges=edges), s,
                                 conserve_flux=conserve_flux, stretch=stretch, data_range=data_range)
     if flux_units == "total":
         out /= s * s
@@ -208,12 +210,13 @@ def _science_block(block, kw, data_range, stretch, conserve_flux, flux_units, ti
 
 def upscale_science(array, weights=None, *, scale: int = 2, conserve_flux: bool = False,
                     flux_units: str = "surface", stretch: str = "linear", tile: int | None = None,
-                    data_range: tuple[float, float] | None = None):
+                    edges: str = "replicate", data_range: tuple[float, float] | None = None):
     """Upscale an (H, W) science plane in physical units; equal to srcnn_np.science.upscale_science
     with upscale_fn = srcnn_np.upscale on the whole plane.
 
     array: dask.array (H, W), any real dtype, NaN/inf for blank pixels, any chunking.
-    conserve_flux, flux_units, stretch: as for srcnn_np.science.upscale_science.
+    conserve_flux, flux_units, stretch: as for srcnn_np.science.upscale_science; tile, edges: as
+        for srcnn_np.upscale.
     data_range: the plane's finite (min, max) if already known; None computes it (finite_range,
         one pass over the data).
     Returns a lazy dask.array (sH, sW): float64 for float64 data, float32 otherwise, NaN over
@@ -240,7 +243,7 @@ def upscale_science(array, weights=None, *, scale: int = 2, conserve_flux: bool 
     return da.map_overlap(_science_block, array, depth=depths, boundary="none", trim=False,
                           chunks=out_chunks, dtype=out_dtype, meta=np.empty((0, 0), out_dtype),
                           kw=kw, data_range=data_range, stretch=stretch, conserve_flux=conserve_flux,
-                          flux_units=flux_units, tile=tile, out_dtype=out_dtype, depths=depths)
+                          flux_units=flux_units, tile=tile, edges=edges, out_dtype=out_dtype, depths=depths)
 
 
 class FitsSections:
@@ -426,7 +429,7 @@ def compute(collection, *, client=None, progress: bool = False, label: str = "up
 
 def upscale_file(source, target, weights=None, *, scale: int = 2, hdu=None, conserve_flux: bool = False,
                  flux_units: str = "surface", stretch: str = "linear", tile: int | None = None,
-                 overwrite: bool = False, client=None, progress: bool = False) -> tuple:
+                 edges: str = "replicate", overwrite: bool = False, client=None, progress: bool = False) -> tuple:
     """Upscale one science plane out of core: a Zarr array or FITS image HDU in, Zarr (or FITS) out.
 
     source: a .zarr array or a FITS file (HDU `hdu`, see srcnn_np.io.fits_io.read_fits), one (H, W)
@@ -435,6 +438,7 @@ def upscale_file(source, target, weights=None, *, scale: int = 2, hdu=None, cons
     The data go through `upscale_science` (global finite range, blanks NaN, optional flux
     conservation); a FITS source's header is rescaled (srcnn_np.io.fits_io.upscaled_header) and kept,
     in Zarr as the attribute "fits_header" (the header's 80-character cards, one string).
+    tile, edges: as for srcnn_np.upscale.
     client: a dask.distributed Client (the workers must see both paths), or None for this machine.
     Returns (input shape, output shape). Raises DaskIOError / FitsError with one line naming the file.
     """
@@ -453,7 +457,7 @@ def upscale_file(source, target, weights=None, *, scale: int = 2, hdu=None, cons
     kw = model.resolve_weights(weights, scale)
     try:
         result = upscale_science(array, kw, scale=kw.scale, conserve_flux=conserve_flux,
-                                 flux_units=flux_units, stretch=stretch, tile=tile)
+                                 flux_units=flux_units, stretch=stretch, tile=tile, edges=edges)
     except BlankImageError as e:
         raise DaskIOError(f"{source}: {e}") from None
     from . import __version__

@@ -1,4 +1,4 @@
-"""Geometry of the 9-5-5 SRCNN: its receptive field and the tile windows that it implies.
+"""Geometry of the 9-5-5 SRCNN: its receptive field, the tile windows and the edge margin that it implies.
 
 model.py (CPU tiling), gpu/runner.py (GPU tiling) and dask.py (block overlaps) read it; it
 imports nothing of the package, so none of them has to import another for a constant.
@@ -8,6 +8,22 @@ KERNEL_SIZES = (9, 5, 5)  # conv1, conv2, conv3
 # Receptive-field radius of the network in output pixels (4 + 2 + 2): an output pixel depends
 # only on the upsampled image within HALO pixels of it.
 HALO = sum(k // 2 for k in KERNEL_SIZES)
+
+# How `upscale` meets the image's border. The network zero-pads each conv (as torch does), which
+# the 9-5-5 net turns into artifacts up to HALO output pixels deep wherever the image is not dark
+# at its edge (on star fields with sky: 6 to 100 sky sigmas at x2 to x4, `evaluate --stars`).
+# "replicate" (default) extends the input by edge_margin(scale) pixels by repeating its edge
+# pixels, runs the network and crops: bicubic itself clamps at the border the same way, so only
+# the zero padding is kept out. "zero": the network as torch runs it on the image (the seed's).
+EDGES = ("replicate", "zero")
+
+
+def edge_margin(scale: int) -> int:
+    """Input pixels by which `upscale` extends an image by edge replication (edges="replicate"):
+    ceil(HALO / scale), so that the network's zero padding, HALO output pixels deep, falls wholly
+    outside the image and every output pixel sees image-like content."""
+    return -(-HALO // scale)
+
 
 # Default output tile side. A tile's working set is about (tile + 2 HALO)^2 x 65 float32
 # (the upsampled and 64-channel maps): 72 MB at 512; the halo adds ~6% work on interior tiles.

@@ -5,18 +5,23 @@
     -> conv1 9x9 1->64 + ReLU      (sH, sW, 64)
     -> conv2 5x5 64->32 + ReLU     (sH, sW, 32)
     -> conv3 5x5 32->1             (sH, sW)       not clipped
+
+`upscale` runs it on an image extended by edge replication (EDGES), so that the convs' zero
+padding never meets the image.
 """
 from dataclasses import dataclass
+from functools import partial
 
 import numpy as np
 
 from .cpu import kernels
-from .geometry import DEFAULT_TILE, tile_windows
+from .geometry import DEFAULT_TILE, EDGES, edge_margin, tile_windows
 from .color import rgb_to_ycbcr, ycbcr_to_rgb
 from .weights import Weights, load_weights
 
 MODES = ("rgb", "y")
 DEVICES = ("cpu", "cuda", "auto")
+
 
 
 @dataclass(frozen=True)
@@ -145,11 +150,13 @@ def srcnn_forward(lr: np.ndarray, kw: KernelWeights, tile: int | None = None,
     return out
 
 
-def network_tiles(shape: tuple, mode: str = "rgb", tile: int | None = None, scale: int = 2) -> int:
+def network_tiles(shape: tuple, mode: str = "rgb", tile: int | None = None, scale: int = 2,
+                  edges: str = "replicate") -> int:
     """How many network tiles (CPU) `upscale` runs for an image of `shape` (H, W[, C]): the
     number of on_tile calls it makes, for progress bars."""
     t = DEFAULT_TILE if tile is None else int(tile)
-    per_channel = -(-shape[0] * scale // t) * -(-shape[1] * scale // t)
+    grown = 2 * edge_margin(scale) if edges == "replicate" else 0
+    per_channel = -(-(shape[0] + grown) * scale // t) * -(-(shape[1] + grown) * scale // t)
     channels = shape[2] if len(shape) == 3 else 1
     through_net = 1 if channels <= 2 or mode == "y" else 3
     return per_channel * through_net
@@ -177,27 +184,46 @@ def resolve_weights(weights, scale: int = 2) -> KernelWeights:
     return KernelWeights.from_weights(weights)
 
 
-def network_on(device: str, kw: KernelWeights, tile: int | None, on_tile=None):
+def network_on(device: str, kw: KernelWeights, tile: int | None, on_tile=None, edges: str = "replicate"):
     """The network as a function (H, W) float32 -> (sH, sW) float32 on `device`.
 
     "cpu": the Numba kernels; "cuda": numba.cuda (CudaUnavailableError, one line, when no GPU is
     usable); "auto": the GPU when one is usable, else the CPU. on_tile: see srcnn_forward (CPU only).
+    edges: see EDGES.
     """
     if device not in DEVICES:
         raise ValueError(f"device must be one of {DEVICES}, got {device!r}")
+    if edges not in EDGES:
+        raise ValueError(f"edges must be one of {EDGES}, got {edges!r}")
+    network = None
     if device != "cpu":
         from .gpu import runner as cuda  # lazy: the CPU path never imports numba.cuda
 
         if device == "cuda":
             cuda.require_cuda()
         if device == "cuda" or cuda.cuda_status()[0]:
-            return lambda lr: cuda.srcnn_forward_cuda(lr, kw, tile)
-    ws = Workspace()  # one window's maps, shared by every tile of every channel
+            network = partial(cuda.srcnn_forward_cuda, kw=kw, tile=tile)
+    if network is None:
+        network = cpu_network(kw, tile, on_tile)
+    if edges == "zero":
+        return network
+    m, c = edge_margin(kw.scale), edge_margin(kw.scale) * kw.scale
+
+    def replicate_edges(lr):  # (H, W) -> network on (H + 2m, W + 2m) -> crop to (sH, sW)
+        return network(np.pad(lr, m, mode="edge"))[c:-c, c:-c]
+    return replicate_edges
+
+
+def cpu_network(kw: KernelWeights, tile: int | None, on_tile=None):
+    """srcnn_forward as a function of the (H, W) input, with one Workspace (one window's maps)
+    shared by every tile of every channel it is called on."""
+    ws = Workspace()
     return lambda lr: srcnn_forward(lr, kw, tile, ws, on_tile)
 
 
 def upscale(image: np.ndarray, weights=None, *, mode: str = "rgb", scale: int = 2,
-            tile: int | None = None, device: str = "cpu", on_tile=None) -> np.ndarray:
+            tile: int | None = None, device: str = "cpu", on_tile=None,
+            edges: str = "replicate") -> np.ndarray:
     """Super-resolve an image by the weights' scale.
 
     image: (H, W) or (H, W, C) uint8, uint16 or float (in [0, 1]); C = 1 gray, 2 gray+alpha,
@@ -210,6 +236,7 @@ def upscale(image: np.ndarray, weights=None, *, mode: str = "rgb", scale: int = 
           not depend on it, the peak memory does (about 260 x (tile + 16)^2 bytes).
     device: "cpu" (default), "cuda" or "auto" (see network_on).
     on_tile: called after each network tile on the CPU (network_tiles(...) calls in all), for progress.
+    edges: "replicate" (default) or "zero", how the network meets the image's border (see EDGES).
     Returns (sH, sW) or (sH, sW, C) float32 clipped to [0, 1].
     """
     if mode not in MODES:
@@ -220,7 +247,7 @@ def upscale(image: np.ndarray, weights=None, *, mode: str = "rgb", scale: int = 
     kw = resolve_weights(weights, scale)
     if kw.scale != scale:
         raise ValueError(f"weights are for scale {kw.scale}, asked for scale {scale}")
-    network = network_on(device, kw, tile, on_tile)
+    network = network_on(device, kw, tile, on_tile, edges)
     if a.ndim == 2:
         return np.clip(network(a), 0.0, 1.0)
     C = a.shape[2]

@@ -230,3 +230,18 @@ def test_float_tiff_outside_unit_range_is_refused_not_clipped(tmp_path, weights_
     code, _, _ = run(["upscale", str(tmp_path / "unit.tif"), "-o", str(tmp_path / "o.tif"),
                       "--weights", weights_file], capsys)
     assert code == EXIT_OK and tifffile.imread(tmp_path / "o.tif").shape == (16, 18)
+
+
+def test_edges_option_flat_sky_stays_flat_only_with_replicate(tmp_path, capsys):
+    """--edges replicate (default) keeps a flat 16-bit sky flat to the border with the shipped
+    model; --edges zero (the network as torch runs it) leaves a frame of artifacts."""
+    png16.write_png16(str(tmp_path / "sky.png"), np.full((24, 20), 13107, np.uint16))
+    spans = {}
+    for edges in ("replicate", "zero"):
+        out = tmp_path / f"{edges}.png"
+        code, _, _ = run(["upscale", str(tmp_path / "sky.png"), "-o", str(out), "-q", "--edges", edges], capsys)
+        assert code == EXIT_OK
+        pixels = png16.read_png16(str(out))
+        assert pixels.shape == (48, 40)
+        spans[edges] = int(pixels.max()) - int(pixels.min())
+    assert spans["replicate"] <= 1 and spans["zero"] > 600, spans  # 16-bit levels

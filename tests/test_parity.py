@@ -76,10 +76,13 @@ def test_network_other_scales(scale, block):
     check_against_debug_state(random_weights(3, scale=scale), image, block)
 
 
+@pytest.mark.parametrize("edges", ["zero", "replicate"])
 @pytest.mark.parametrize("mode", ["rgb", "y"])
-def test_upscale_rgb_image_against_torch_per_channel(mode):
-    """upscale() on an RGB uint8 image == torch run channel by channel (rgb) or on Y (y), clipped."""
+def test_upscale_rgb_image_against_torch_per_channel(mode, edges):
+    """upscale() on an RGB uint8 image == torch run channel by channel (rgb) or on Y (y), clipped;
+    edges="replicate": torch run on the planes extended by edge_margin(2) edge pixels, then cropped."""
     from srcnn_np.color import rgb_to_ycbcr, ycbcr_to_rgb
+    from srcnn_np.geometry import edge_margin
 
     from skimage import data
 
@@ -88,14 +91,16 @@ def test_upscale_rgb_image_against_torch_per_channel(mode):
     model = from_weights(weights)
     x = rgb8.astype(np.float32) / 255
     planes = rgb_to_ycbcr(x) if mode == "y" else x
+    m = edge_margin(2) if edges == "replicate" else 0
+    planes = np.pad(planes, ((m, m), (m, m), (0, 0)), mode="edge")
     with torch.no_grad():
         t = torch.from_numpy(np.ascontiguousarray(planes.transpose(2, 0, 1)))[:, None]
         net = model(t)[:, 0].numpy().transpose(1, 2, 0)
         if mode == "y":
             chroma = model.upsample(t)[:, 0].numpy().transpose(1, 2, 0)
             net = ycbcr_to_rgb(np.concatenate([net[:, :, :1], chroma[:, :, 1:]], axis=2))
-    want = np.clip(net, 0, 1)
-    got = srcnn_np.upscale(rgb8, weights, mode=mode)
+    want = np.clip(net[2 * m:net.shape[0] - 2 * m, 2 * m:net.shape[1] - 2 * m], 0, 1)
+    got = srcnn_np.upscale(rgb8, weights, mode=mode, edges=edges)
     assert got.dtype == np.float32 and got.shape == (126, 102, 3)
-    assert_close(f"upscale mode={mode}", got, want, PARITY_TOL, key=f"parity upscale mode={mode}")
-
+    assert_close(f"upscale mode={mode} edges={edges}", got, want, PARITY_TOL,
+                 key=f"parity upscale mode={mode} edges={edges}")

@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 import srcnn_np
 from reference.model import from_weights
 from srcnn_np.color import rgb_to_ycbcr, ycbcr_to_rgb
+from srcnn_np.geometry import EDGES, edge_margin
 from srcnn_np.weights import Weights
 
 from .checks import assert_close
@@ -46,17 +47,21 @@ def reference_float01(image: np.ndarray) -> np.ndarray:
     return image.astype(np.float32)
 
 
-def reference_upscale(image: np.ndarray, scale: int, mode: str) -> np.ndarray:
-    """torch: each colour channel through the net (or Y only in mode y), alpha bicubic, clipped."""
+def reference_upscale(image: np.ndarray, scale: int, mode: str, edges: str = "replicate") -> np.ndarray:
+    """torch: each colour channel through the net (or Y only in mode y), alpha bicubic, clipped;
+    edges="replicate": the net runs on planes extended by edge_margin(scale) edge pixels, cropped."""
     _, model = weights_and_model(scale)
+    m = edge_margin(scale) if edges == "replicate" else 0
     x = reference_float01(image)
     planes = x[:, :, None] if x.ndim == 2 else x
     channels = planes.shape[2]
     colour = planes[:, :, : 1 if channels <= 2 else 3]
     with torch.no_grad():
         def net(a):  # (H, W, K) -> (sH, sW, K), every plane through the network
-            return model(torch.from_numpy(np.ascontiguousarray(a.transpose(2, 0, 1)))[:, None])[:, 0] \
+            a = np.pad(a, ((m, m), (m, m), (0, 0)), mode="edge")
+            out = model(torch.from_numpy(np.ascontiguousarray(a.transpose(2, 0, 1)))[:, None])[:, 0] \
                 .numpy().transpose(1, 2, 0)
+            return out[scale * m:out.shape[0] - scale * m, scale * m:out.shape[1] - scale * m]
 
         def bicubic(a):
             return model.upsample(torch.from_numpy(np.ascontiguousarray(a.transpose(2, 0, 1)))[:, None])[:, 0] \
@@ -98,18 +103,18 @@ def images(draw, max_side=20):
 
 @PROPERTY_SETTINGS
 @given(image=images(), scale=st.sampled_from([2, 3, 4]), mode=st.sampled_from(["rgb", "y"]),
-       tile=st.one_of(st.none(), st.integers(1, 24)))
-def test_upscale_matches_reference(image, scale, mode, tile):
+       tile=st.one_of(st.none(), st.integers(1, 24)), edges=st.sampled_from(EDGES))
+def test_upscale_matches_reference(image, scale, mode, tile, edges):
     weights, _ = weights_and_model(scale)
     before = image.copy()
-    got = srcnn_np.upscale(image, weights, mode=mode, scale=scale, tile=tile)
+    got = srcnn_np.upscale(image, weights, mode=mode, scale=scale, tile=tile, edges=edges)
     np.testing.assert_array_equal(image, before, err_msg="upscale changed its input")
     h, w = image.shape[:2]
     want_shape = (scale * h, scale * w) + image.shape[2:]
     assert got.dtype == np.float32 and got.shape == want_shape, f"got {got.dtype} {got.shape}, want {want_shape}"
     assert np.all((got >= 0) & (got <= 1)), f"output outside [0, 1]: min {got.min()}, max {got.max()}"
-    assert_close(f"upscale {image.dtype.str} {image.shape} x{scale} {mode} tile={tile}", got,
-                 reference_upscale(image, scale, mode), PARITY_TOL, key="properties upscale")
+    assert_close(f"upscale {image.dtype.str} {image.shape} x{scale} {mode} tile={tile} edges={edges}", got,
+                 reference_upscale(image, scale, mode, edges), PARITY_TOL, key="properties upscale")
 
 
 @settings(max_examples=25, deadline=None, derandomize=True)
@@ -156,3 +161,23 @@ def test_invalid_arrays_raise_clear_errors(image, error):
     with pytest.raises(error) as e:
         srcnn_np.upscale(image, weights)
     assert "\n" not in str(e.value) and str(e.value), repr(e.value)
+
+
+@settings(max_examples=20, deadline=None, derandomize=True)
+@given(value=st.floats(0.015625, 0.984375, width=32), scale=st.sampled_from([2, 3, 4]),
+       shape=st.sampled_from([(1, 1), (3, 17), (16, 16), (29, 8, 3)]))
+def test_flat_image_stays_flat_to_its_edges(value, scale, shape):
+    """A flat sky comes out flat to the last pixel with edges="replicate" (the convs' zero padding
+    never meets the image), for the shipped model of each scale."""
+    image = np.full(shape, value, np.float32)
+    got = srcnn_np.upscale(image, scale=scale)
+    spread = float(got.max() - got.min())
+    assert spread <= 1e-5, f"flat {value} {shape} x{scale}: output spans {spread:.2e} (> 1e-5)"
+
+
+@pytest.mark.parametrize("scale", [2, 3, 4])
+def test_zero_edges_leave_the_artifacts_that_replicate_removes(scale):
+    """The network as torch runs it (edges="zero") is not flat near the border of a flat sky."""
+    got = srcnn_np.upscale(np.full((16, 16), 0.2, np.float32), scale=scale, edges="zero")
+    centre = got[got.shape[0] // 2, got.shape[1] // 2]
+    assert abs(float(got[0, 0] - centre)) > 1e-2, f"x{scale}: corner {got[0, 0]} vs centre {centre}"
