@@ -30,6 +30,7 @@ import torch.nn.functional as F
 
 from reference import data
 from reference.model import SRCNN
+from srcnn_np.geometry import edge_margin
 from srcnn_np.io.atomic import atomic_output
 from srcnn_np.metrics import psnr
 
@@ -150,13 +151,19 @@ def load_data(args):
 
 @torch.no_grad()
 def validate(model: SRCNN, images: list, scale: int) -> float:
-    """Mean PSNR (dB) on Y over whole images, `scale`-pixel border crop; nan for no images."""
+    """Mean PSNR (dB) on Y over whole images, `scale`-pixel border crop; nan for no images.
+
+    As `srcnn_np.upscale` runs the net (edges="replicate"): on the input extended by
+    edge_margin(scale) edge pixels, the output cropped back.
+    """
     if not images:
         return float("nan")
     model.eval()
+    m, c = edge_margin(scale), edge_margin(scale) * scale
     scores = []
     for im in images:
-        out = model(torch.from_numpy(im.lr)[None, None]).clamp(0, 1)[0, 0].numpy()
+        lr = np.pad(im.lr, m, mode="edge")
+        out = model(torch.from_numpy(lr)[None, None]).clamp(0, 1)[0, 0, c:-c, c:-c].numpy()
         scores.append(psnr(im.hr, out, border=scale))
     model.train()
     return float(np.mean(scores))

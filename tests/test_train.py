@@ -96,6 +96,24 @@ def test_near_identity_init_is_bicubic():
     torch.testing.assert_close(out, up, rtol=0, atol=1e-6)
 
 
+@pytest.mark.parametrize("scale", [2, 4])
+def test_validation_scores_the_net_as_srcnn_np_upscale_runs_it(scale):
+    """train.validate == PSNR of srcnn_np.upscale (edges replicated) with the same weights, so the
+    PSNR a run logs is the one `evaluate` reports; zero-padded edges would score differently."""
+    import srcnn_np
+    from srcnn_np.metrics import psnr
+
+    weights = load_weights(scale=scale)
+    model = SRCNN(scale)
+    model.load_state_dict({k: torch.tensor(v) for k, v in weights.arrays().items()})
+    im = data.train_image("sky", np.full((40, 48, 3), 0.3, np.float32)
+                          + np.random.default_rng(scale).normal(0, 0.002, (40, 48, 3)).astype(np.float32), scale)
+    got = train.validate(model, [im], scale)
+    want = psnr(im.hr, srcnn_np.upscale(im.lr, weights, scale=scale), border=scale)
+    zero = psnr(im.hr, srcnn_np.upscale(im.lr, weights, scale=scale, edges="zero"), border=scale)
+    assert abs(got - want) < 1e-3 and abs(got - zero) > 0.05, (got, want, zero)
+
+
 def test_bf16_run_trains_and_exports_plain_float32_weights(tmp_path):
     npz = tmp_path / "w.npz"
     assert quick(tmp_path / "run", "--precision", "bf16", "--export", str(npz)) == 0
