@@ -3,6 +3,7 @@ itself in headless Chromium (slider, stretch, zoom to single pixels), checked on
 import base64
 import io
 import json
+import math
 import re
 import zlib
 
@@ -210,8 +211,8 @@ class Page:
     def corner(self, x: int, y: int) -> tuple[int, int]:
         """Screenshot (column, row) of the top left corner of drawn image pixel (x, y), zoom an integer."""
         z = self.state["zoom"]
-        ox = round(self.width / 2 - self.state["cx"] * z)  # the page's Math.round: keep these off .5
-        oy = round(self.height / 2 - self.state["cy"] * z)
+        ox = math.floor(self.width / 2 - self.state["cx"] * z + 0.5)  # JavaScript's Math.round (half up,
+        oy = math.floor(self.height / 2 - self.state["cy"] * z + 0.5)  # not Python's half to even)
         return int(self.left + ox + x * z), int(self.top + oy + y * z)
 
     def block(self, x: int, y: int) -> np.ndarray:
