@@ -185,7 +185,19 @@ def run_compare(args) -> int:
     return EXIT_OK
 
 
+def reserve_standard_fds() -> None:
+    """Hold /dev/null on any of file descriptors 0-2 that the caller closed (`2>&-`, some cron
+    setups), so that no image or output file is opened as fd 2: quiet_decoders swaps fd 2 for
+    /dev/null while a decoder runs, which would otherwise pull a writer thread's file from under it."""
+    for fd in (0, 1, 2):
+        try:
+            os.fstat(fd)
+        except OSError:
+            os.open(os.devnull, os.O_RDWR)  # the lowest free descriptor: this one (lower ones are open)
+
+
 def main(argv=None) -> int:
+    reserve_standard_fds()
     args = build_parser().parse_args(argv)
     in_main_thread = threading.current_thread() is threading.main_thread()  # signal handlers live there
     previous = signal.signal(signal.SIGTERM, raise_terminated) if in_main_thread else None
