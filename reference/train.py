@@ -159,7 +159,8 @@ def validate(model: SRCNN, images: list, scale: int) -> float:
     if not images:
         return float("nan")
     model.eval()
-    m, c = edge_margin(scale), edge_margin(scale) * scale
+    m = edge_margin(scale)
+    c = m * scale
     scores = []
     for im in images:
         lr = np.pad(im.lr, m, mode="edge")

@@ -23,7 +23,6 @@ MODES = ("rgb", "y")
 DEVICES = ("cpu", "cuda", "auto")
 
 
-
 @dataclass(frozen=True)
 class KernelWeights:
     """Weights in the kernels' layout: (KH, KW, Cin, Cout) float32, C-contiguous."""
@@ -203,22 +202,16 @@ def network_on(device: str, kw: KernelWeights, tile: int | None, on_tile=None, e
             cuda.require_cuda()
         if device == "cuda" or cuda.cuda_status()[0]:
             network = partial(cuda.srcnn_forward_cuda, kw=kw, tile=tile)
-    if network is None:
-        network = cpu_network(kw, tile, on_tile)
+    if network is None:  # one Workspace (one window's maps), shared by every tile of every channel
+        network = partial(srcnn_forward, kw=kw, tile=tile, workspace=Workspace(), on_tile=on_tile)
     if edges == "zero":
         return network
-    m, c = edge_margin(kw.scale), edge_margin(kw.scale) * kw.scale
+    m = edge_margin(kw.scale)
+    c = m * kw.scale
 
     def replicate_edges(lr):  # (H, W) -> network on (H + 2m, W + 2m) -> crop to (sH, sW)
         return network(np.pad(lr, m, mode="edge"))[c:-c, c:-c]
     return replicate_edges
-
-
-def cpu_network(kw: KernelWeights, tile: int | None, on_tile=None):
-    """srcnn_forward as a function of the (H, W) input, with one Workspace (one window's maps)
-    shared by every tile of every channel it is called on."""
-    ws = Workspace()
-    return lambda lr: srcnn_forward(lr, kw, tile, ws, on_tile)
 
 
 def upscale(image: np.ndarray, weights=None, *, mode: str = "rgb", scale: int = 2,
