@@ -1,0 +1,45 @@
+"""The option vocabulary, written once: every choice a caller makes and its default.
+
+Function signatures (model, science, chunked) and the CLI's choices both read these names, so a
+new choice is one edit here. Numba-free and import-free: any module may import it.
+"""
+from dataclasses import dataclass
+
+MODES = ("rgb", "y")  # rgb: every colour channel through the net; y: BT.601 luminance only
+DEVICES = ("cpu", "cuda", "auto")  # auto: the GPU when one is usable, else the CPU
+# How the network meets the image's border. The network zero-pads each conv (as torch does),
+# which the 9-5-5 net turns into artifacts up to HALO output pixels deep wherever the image is
+# not dark at its edge. "replicate" extends the input by geometry.edge_margin(scale) pixels that
+# repeat its edge pixels, runs the network and crops; "zero": the network as torch runs it.
+EDGES = ("replicate", "zero")
+STRETCHES = ("linear", "asinh")  # the map from a plane's physical range onto the network's [0, 1]
+FLUX_UNITS = ("surface", "total")  # pixel values per unit area, or per pixel (counts)
+
+DEFAULT_MODE, DEFAULT_DEVICE, DEFAULT_EDGES = "rgb", "cpu", "replicate"
+DEFAULT_STRETCH, DEFAULT_FLUX_UNITS = "linear", "surface"
+
+
+def check_choice(name: str, value, choices: tuple) -> None:
+    """ValueError (one line) unless value is one of choices."""
+    if value not in choices:
+        raise ValueError(f"{name} must be one of {choices}, got {value!r}")
+
+
+@dataclass(frozen=True)
+class ScienceOptions:
+    """How data in physical units (FITS, float TIFF, float arrays outside [0, 1]) goes through the
+    network and comes back: see srcnn_np.science.
+
+    stretch: linear or asinh map of each plane's finite range onto [0, 1].
+    conserve_flux: shift each s x s output block so it averages (surface) or sums (total) exactly
+        to its input pixel.
+    flux_units: "surface" keeps values per unit area; "total" divides the output by s * s.
+    """
+
+    stretch: str = DEFAULT_STRETCH
+    conserve_flux: bool = False
+    flux_units: str = DEFAULT_FLUX_UNITS
+
+    def __post_init__(self):
+        check_choice("stretch", self.stretch, STRETCHES)
+        check_choice("flux_units", self.flux_units, FLUX_UNITS)
