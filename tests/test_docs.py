@@ -1,7 +1,7 @@
 """The documentation cannot rot: README.md and docs/*.md are run and their links followed.
 
 - Every ```python block runs, in a fresh process, in a temporary directory holding
-  examples/synthetic_sky.png (also as ./synthetic_sky.png), with the repository on sys.path. A
+  examples/synthetic_sky.png (as the repository root does), with the repository on sys.path. A
   block may be left out only by the line `<!-- not-run: REASON -->` right before it (for code that
   needs a GPU, a cluster or an external program). A block that imports a missing optional extra
   (astropy, dask, ...) skips, naming it.
@@ -72,8 +72,7 @@ RUNNABLE_BLOCKS = [b for b in ALL_BLOCKS if b.marker == RUNNABLE]
 
 def workdir(tmp_path: Path) -> Path:
     (tmp_path / "examples").mkdir()
-    for target in (tmp_path / "examples" / EXAMPLE.name, tmp_path / EXAMPLE.name):
-        target.write_bytes(EXAMPLE.read_bytes())
+    (tmp_path / "examples" / EXAMPLE.name).write_bytes(EXAMPLE.read_bytes())
     return tmp_path
 
 
