@@ -4,7 +4,7 @@
   examples/synthetic_sky.png (as the repository root does), with the repository on sys.path. A
   block may be left out only by the line `<!-- not-run: REASON -->` right before it (for code that
   needs a GPU, a cluster or an external program). A block that imports a missing optional extra
-  (astropy, dask, ...) skips, naming it.
+  (astropy, dask, ...; or stops with srcnn_np's `pip install "srcnn_np[EXTRA]"` hint) skips, naming it.
 - In a ```bash block preceded by `<!-- runnable -->`, every `python -m srcnn_np ...` command
   (also one `&&`-joined segment of a longer line) runs, in order, in such a directory; it must
   exit 0. Other commands of the block (pip, pytest) are not run.
@@ -123,6 +123,9 @@ def test_python_block_runs(block: Block, tmp_path):
     missing = re.search(r"ModuleNotFoundError: No module named '([\w.]+)'", run.stderr)
     if run.returncode and missing and missing.group(1).split(".")[0] in OPTIONAL_MODULES:
         pytest.skip(f"{block.where}: needs the optional {missing.group(1)}")
+    extra = re.search(r'\w+Error: .*pip install "srcnn_np\[(\w+)\]"', run.stderr)  # srcnn_np's hint for a missing extra
+    if run.returncode and extra:
+        pytest.skip(f"{block.where}: needs the optional extra srcnn_np[{extra.group(1)}]")
     assert run.returncode == 0, f"{block.where}: the python block failed (exit {run.returncode}):\n" \
                                 f"{block.code}\n--- stderr ---\n{run.stderr[-4000:]}"
 
