@@ -1,4 +1,4 @@
-"""Plot the science-fidelity figures of `python -m srcnn_np evaluate --stars --json` (README figure).
+"""Plot the science-fidelity figures of `python -m srcnn_np evaluate --stars --json` (docs/science.md).
 
     python -m srcnn_np evaluate --stars --scale 2 --json > runs/stars_x2.json
     python benchmarks/star_fidelity_plot.py runs/stars_x2.json docs/science_fidelity.png

@@ -1,7 +1,7 @@
-"""Print the README's science-fidelity tables (Markdown) from `python -m srcnn_np evaluate --stars --json`.
+"""Print the science-fidelity tables of docs/science.md (Markdown) from `python -m srcnn_np evaluate --stars --json`.
 
     python -m srcnn_np evaluate --stars --scale 2 --hr data/esa-x2/val/hr --hdf --json > runs/stars_x2.json
-    python benchmarks/star_fidelity_table.py runs/stars_x2.json            # every row the README shows
+    python benchmarks/star_fidelity_table.py runs/stars_x2.json            # every row docs/science.md shows
     python benchmarks/star_fidelity_table.py runs/stars_x4.json --short    # the x3 / x4 tables' rows
 
 Cells: flux ratio median ± robust sigma at S/N 10, 100, 1000; centroid scatter (|bias|) in
@@ -45,7 +45,7 @@ def table(summary: dict, rows, sky_columns: bool) -> str:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("json", help="output of evaluate --stars --json")
-    p.add_argument("--short", action="store_true", help="only the rows of the README's x3 and x4 tables")
+    p.add_argument("--short", action="store_true", help="only the rows of the x3 and x4 tables in docs/science.md")
     args = p.parse_args()
     with open(args.json) as f:
         results = json.load(f)

@@ -3,7 +3,7 @@ against Pillow's level 6 (what the CLI wrote before) and level 1. Every encode i
 compared with the input (lossless) before its numbers are printed.
 
 Run: flock /tmp/srcnn_cpu.lock python dev/png_compression_sizes.py OUT.png [--reps 3]
-where OUT.png is an 8-bit PNG the CLI wrote, e.g. for the README's table:
+where OUT.png is an 8-bit PNG the CLI wrote, e.g. for the table in docs/performance.md:
     python -c "from skimage import data; from PIL import Image; Image.fromarray(data.hubble_deep_field())
                .resize((2048, 2048), Image.Resampling.BICUBIC).save('hdf2048.png')"
     python -m srcnn_np upscale hdf2048.png -o hdf4096.png

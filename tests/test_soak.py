@@ -1,5 +1,5 @@
 """A small soak (tools/soak.py): a batch of a couple hundred small files, some bad, watched from
-outside; then killed and resumed. The 10,000-file run is `python tools/soak.py WORKDIR` (README).
+outside; then killed and resumed. The 10,000-file run is `python tools/soak.py WORKDIR` (docs/reliability.md).
 
 Also: which hidden temp files a run removes, and that they are never taken for inputs or outputs.
 """
