@@ -30,15 +30,26 @@ from collections import namedtuple
 import numpy as np
 from numba import cuda, float32, types
 
-# K: kernel edge; CIN, COUT: channels; CHUNK: input channels staged in shared memory at a time;
-# CO: output channels per thread; PX: output pixels (columns) per thread; RELU: fused ReLU.
+from ..layers import LAYERS
+
+# K: kernel edge; CIN, COUT: channels; RELU: fused ReLU (these four from the layer table);
+# CHUNK: input channels staged in shared memory at a time; CO: output channels per thread;
+# PX: output pixels (columns) per thread.
 ConvShape = namedtuple("ConvShape", "K CIN COUT CHUNK CO PX RELU")
-# Chosen by arithmetic, not yet by measurement (no GPU in the session that wrote them): PX x CO
+
+
+def conv_shape(layer, *, chunk: int, co: int, px: int) -> ConvShape:
+    """The compile-time shape of a layers.Conv's kernel with this register blocking."""
+    return ConvShape(K=layer.kernel, CIN=layer.channels_in, COUT=layer.channels_out,
+                     CHUNK=chunk, CO=co, PX=px, RELU=layer.relu)
+
+
+# Blocking chosen by arithmetic, not yet by measurement (no GPU in the session that wrote it): PX x CO
 # FMAs per PX + CO shared loads, shared memory per block under 48 KB at 16 x 8 threads
 # (conv1 10 KB, conv2 39 KB, conv3 26 KB). To be tuned on a GPU: tools/gpu_check.py.
-CONV1 = ConvShape(K=9, CIN=1, COUT=64, CHUNK=1, CO=16, PX=4, RELU=True)
-CONV2 = ConvShape(K=5, CIN=64, COUT=32, CHUNK=8, CO=16, PX=4, RELU=True)
-CONV3 = ConvShape(K=5, CIN=32, COUT=1, CHUNK=4, CO=1, PX=8, RELU=False)
+CONV1 = conv_shape(LAYERS[0], chunk=1, co=16, px=4)
+CONV2 = conv_shape(LAYERS[1], chunk=8, co=16, px=4)
+CONV3 = conv_shape(LAYERS[2], chunk=4, co=1, px=8)
 CONV_SHAPES = (CONV1, CONV2, CONV3)
 for _shape in CONV_SHAPES:
     assert _shape.CIN % _shape.CHUNK == 0 and _shape.COUT % _shape.CO == 0, _shape

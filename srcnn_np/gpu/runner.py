@@ -25,14 +25,14 @@ import numpy as np
 
 from ..cpu.kernels import cubic_taps
 from ..errors import one_line
-from ..geometry import HALO, KERNEL_SIZES
+from ..geometry import HALO
+from ..layers import LAYERS, STAGE_CHANNELS
 
 # Launch shape, chosen by arithmetic and not yet measured on a GPU (tools/gpu_check.py is
 # the script for that): blockDim (x, y) of every kernel. The conv kernels' register blocking
 # is in srcnn_np.gpu.kernels (compile-time constants); this is a launch-time choice.
 THREADS_PER_BLOCK = (16, 8)
 STREAMS = 2  # tiles in flight: one's transfers overlap the other's kernels
-STAGE_CHANNELS = (1, 64, 32, 1)  # upsampled image, conv1, conv2, output
 MAX_TILE = 2048  # output tile edge in pixels; larger tiles gain nothing
 MIN_TILE = 64
 TILE_MEMORY_FRACTION = 0.5  # of the GPU's free memory the STREAMS sets of tile buffers may take
@@ -192,10 +192,9 @@ class CudaRunner:
         self.tile_edge = tile  # the output tile edge in use (chosen at the first call)
         self.kernels = kernels
         self.layers = []  # (kernel, name, ConvShape, weights, bias) on the device
-        for name, kernel, shape, w, b in zip(("conv1", "conv2", "conv3"), kernels.CONV_KERNELS,
-                                             kernels.CONV_SHAPES, (kw.w1, kw.w2, kw.w3),
-                                             (kw.b1, kw.b2, kw.b3)):
-            self.layers.append((kernel, name, shape, cuda.to_device(kernels.device_weights(shape, w)),
+        for layer, kernel, shape, w, b in zip(LAYERS, kernels.CONV_KERNELS, kernels.CONV_SHAPES,
+                                              (kw.w1, kw.w2, kw.w3), (kw.b1, kw.b2, kw.b3)):
+            self.layers.append((kernel, layer.name, shape, cuda.to_device(kernels.device_weights(shape, w)),
                                 cuda.to_device(np.ascontiguousarray(b, dtype=np.float32))))
         self.streams = [cuda.stream() for _ in range(STREAMS)]
         self.slots = []  # per stream: TileBuffers
@@ -361,9 +360,9 @@ def stage_shapes(th: int, tw: int) -> list:
     """(C, h, w) of each stage's window for an output tile (th, tw): upsampled
     (1, th+16, tw+16), conv1 (64, th+8, tw+8), conv2 (32, th+4, tw+4), output (1, th, tw)."""
     shapes = [(STAGE_CHANNELS[0], th + 2 * HALO, tw + 2 * HALO)]
-    for k, channels in zip(KERNEL_SIZES, STAGE_CHANNELS[1:]):
+    for layer in LAYERS:
         _, h, w = shapes[-1]
-        shapes.append((channels, h - 2 * (k // 2), w - 2 * (k // 2)))
+        shapes.append((layer.channels_out, h - 2 * layer.radius, w - 2 * layer.radius))
     return shapes
 
 
