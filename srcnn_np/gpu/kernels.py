@@ -13,7 +13,7 @@ the runner needs no recompile.
 Device layouts: feature maps are channels-first (C, H, W) float32, so neighbouring threads read
 and write neighbouring addresses. Conv weights are flat (G, Cin, K*K, CO) float32: G = Cout / CO
 groups of CO output channels, tap t = dy*K + dx (see `device_weights`). Bicubic taps are the
-(n, 4) int64 / float32 tables of srcnn_np.cpu.kernels.cubic_taps. A tile's arrays cover a window
+(n, 4) int64 / float32 tables of srcnn_np.bicubic_taps.cubic_taps. A tile's arrays cover a window
 of the whole image whose top-left pixel has global coordinates (oy0, ox0); pixels of a window
 outside the image are written as 0, which is exactly the zero padding the next convolution
 expects.

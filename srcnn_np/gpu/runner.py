@@ -23,7 +23,8 @@ import sys
 
 import numpy as np
 
-from ..cpu.kernels import cubic_taps
+from .. import bicubic_taps
+from ..config import JIT_OPTIONS
 from ..errors import one_line
 from ..geometry import HALO
 from ..layers import LAYERS, STAGE_CHANNELS
@@ -200,7 +201,7 @@ class CudaRunner:
         self.slots = []  # per stream: TileBuffers
         self.capacity = (0, 0, 0)  # (tile height, tile width, low-res slice elements) of slots
         self.taps_shape = None  # (H, W) the device taps are for
-        self.taps = None  # host (yi, yw, xi, xw) and device copies, see cubic_taps
+        self.taps = None  # host (yi, yw, xi, xw) and device copies, see compiled_cubic_taps
         self.last_plan = []  # the TilePlans of the last call
 
     def __call__(self, lr: np.ndarray, timings: dict | None = None) -> np.ndarray:
@@ -236,6 +237,7 @@ class CudaRunner:
         from numba import cuda
 
         if self.taps_shape != shape:
+            cubic_taps = compiled_cubic_taps()
             host = (*cubic_taps(shape[0], self.kw.scale), *cubic_taps(shape[1], self.kw.scale))
             self.taps = (*host, [cuda.to_device(a) for a in host])
             self.taps_shape = shape
@@ -312,7 +314,7 @@ class TilePlan:
 
 def tile_plan(yi: np.ndarray, xi: np.ndarray, sH: int, sW: int, tile: int) -> list:
     """The TilePlans covering an (sH, sW) output in row-major order; yi, xi: (sH, 4), (sW, 4)
-    tap indices of cubic_taps."""
+    tap indices of bicubic_taps.cubic_taps."""
     def reach(taps, start, stop):  # low-res span of the taps of window pixels in the image
         used = taps[max(start, 0):min(stop, len(taps))]
         return int(used.min()), int(used.max()) + 1
@@ -354,6 +356,15 @@ def default_tile(free_bytes: float) -> int:
     while edge > MIN_TILE and tile_bytes(edge, edge) > budget:
         edge -= MIN_TILE
     return edge
+
+
+@functools.cache
+def compiled_cubic_taps():
+    """bicubic_taps.cubic_taps compiled with the CPU kernels' flags: the same taps, bit for bit, as
+    the CPU path (the Python function rounds differently: NumPy's scalar rules are not Numba's)."""
+    from numba import njit
+
+    return njit(**JIT_OPTIONS)(bicubic_taps.cubic_taps)
 
 
 def stage_shapes(th: int, tw: int) -> list:
