@@ -5,8 +5,8 @@ only srcnn_np.gpu.runner imports it, after checking that numba.cuda can be impor
 
 Every kernel is `cuda.jit(cache=True)`: compiled once per machine and kept on disk next to the
 CPU kernels' cache. Their sizes are module constants here (numba freezes globals into the
-compiled code, and a change to this file invalidates the cache), not closures: a closure per
-size cannot be cached. Block shapes are not compiled in: blockDim comes from the launch and the
+compiled code, and a change to this file invalidates the cache; the layer sizes come from
+srcnn_np.layers, whose changes do not: see there), not closures: a closure per size cannot be cached. Block shapes are not compiled in: blockDim comes from the launch and the
 shared memory is dynamic (its bytes from `shared_bytes`), so a different THREADS_PER_BLOCK in
 the runner needs no recompile.
 
