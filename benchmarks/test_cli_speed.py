@@ -17,7 +17,7 @@ import pytest
 from PIL import Image
 
 from srcnn_np.io import imageio
-from srcnn_np.io.png_write import write_png
+from srcnn_np.io.png import read_png16, write_png
 
 skimage_data = pytest.importorskip("skimage.data")
 
@@ -87,7 +87,6 @@ def test_png16(benchmark, output16, tmp_path, compression, threads):
     name = "before: level 6, one thread" if threads == 1 else "now: rle, all cores"
     path = run_encode(benchmark, tmp_path / "a.png", lambda f: write_png(f, data, compression=compression, threads=threads),
                       f"PNG 16-bit RGB {2 * SIDE}^2 encode", name)
-    from srcnn_np.io.png16 import read_png16
 
     assert np.array_equal(read_png16(str(path)), data)
 

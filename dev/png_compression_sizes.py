@@ -21,7 +21,7 @@ from PIL import Image
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from srcnn_np.io.png_write import write_png  # noqa: E402
+from srcnn_np.io.png import write_png  # noqa: E402
 
 
 def measure(encode, reps: int) -> tuple[float, float, bytes]:

@@ -4,7 +4,7 @@ NumPy + Pillow only (no torch), so tools/prepare_dataset.py shares the same rule
 
     ground truth  (H, W, 3) float32 RGB in [0, 1], H, W <= GT_SIZE, multiples of the scale,
                   made by centre-cropping to a square and downscaling; never enlarged
-    LR input      srcnn_np.evaluate.make_lr(ground truth, scale): antialiased bicubic downscale,
+    LR input      srcnn_np.eval.degrade.make_lr(ground truth, scale): antialiased bicubic downscale,
                   exactly what `python -m srcnn_np evaluate` feeds the model
     training pair (Y channel) LR patch (p, p) float32 and HR patch (s*p, s*p) float32
 """
@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from srcnn_np.color import luminance
-from srcnn_np.evaluate import load_rgb, make_lr, modcrop, resize
+from srcnn_np.eval.degrade import load_rgb, make_lr, modcrop, resize
 
 GT_SIZE = 256
 VAL_FRACTION = 0.2

@@ -32,7 +32,7 @@ from reference import data
 from reference.model import SRCNN
 from srcnn_np.geometry import edge_margin
 from srcnn_np.io.atomic import atomic_output
-from srcnn_np.metrics import psnr
+from srcnn_np.eval.metrics import psnr
 
 DEFAULT_ASTRO_DIR = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "esa-hubble-128"
 LOG_FIELDS = ("epoch", "iterations", "train_loss", "val_natural_psnr", "val_astro_psnr", "wall_s")
@@ -133,7 +133,7 @@ def load_data(args):
     astro_val = data.astro_dir_images(astro_dir, s, "val") if astro_dir else []
     if args.stage == "general":
         return nat_train, {"natural": nat_val, "astro": astro_val}
-    from srcnn_np.synthetic import synthetic_sky
+    from srcnn_np.eval.synthetic import synthetic_sky
 
     size = 96 if args.quick else data.GT_SIZE
     astro_train = data.natural_images(s, ("moon",) if args.quick else data.SKIMAGE_ASTRO)

@@ -132,7 +132,7 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("-q", "--quiet", action="store_true", help="no progress bar or per-file lines")
     up.set_defaults(run=run_upscale)
     add_compare_parser(sub)
-    from . import evaluate
+    from .eval import evaluate
 
     ev = sub.add_parser("evaluate", help="PSNR/SSIM of the model vs bicubic on ground-truth images",
                         description="Downscale each ground truth (bicubic, antialiased), upscale it back with "

@@ -1,13 +1,13 @@
 """Geometry of the 9-5-5 SRCNN: its receptive field, the tile windows and the edge margin that it implies.
 
 model.py (CPU tiling), gpu/runner.py (GPU tiling) and dask.py (block overlaps) read it; it
-imports nothing of the package, so none of them has to import another for a constant.
+imports only the layer table (layers.py), so none of them has to import another for a constant.
 """
-KERNEL_SIZES = (9, 5, 5)  # conv1, conv2, conv3
+from .layers import LAYERS
 
 # Receptive-field radius of the network in output pixels (4 + 2 + 2): an output pixel depends
 # only on the upsampled image within HALO pixels of it.
-HALO = sum(k // 2 for k in KERNEL_SIZES)
+HALO = sum(layer.radius for layer in LAYERS)
 
 # How `upscale` meets the image's border. The network zero-pads each conv (as torch does), which
 # the 9-5-5 net turns into artifacts up to HALO output pixels deep wherever the image is not dark

@@ -13,6 +13,7 @@ A weights file is an uncompressed or deflated .npz holding exactly these arrays:
     conv3.weight    (1, 32, 5, 5) float32
     conv3.bias      (1,)          float32
 
+The conv arrays' shapes are those of the layer table (srcnn_np.layers), from which CONV_SHAPES is derived.
 Every array's header is read and checked (name, dtype, shape, size) before its data is read, so a
 tampered file can neither unpickle objects nor make us allocate what it claims.
 Write files with `save_weights` (numpy only) or `tools/convert_weights.py` (from torch).
@@ -29,21 +30,18 @@ from importlib import resources
 import numpy as np
 
 from .io.atomic import OutputExistsError, atomic_output
+from .layers import LAYERS
 
 WEIGHTS_MAGIC = 0x53524E50  # "SRNP"
 # FORMAT_VERSION history:
 #   1: first release. OIHW float32 conv weights, int32 scale, uint8 JSON meta.
 FORMAT_VERSION = 1
 
-# name -> (shape, dtype) of every array a version-1 file holds; meta's length is free.
-CONV_SHAPES = {
-    "conv1.weight": (64, 1, 9, 9),
-    "conv1.bias": (64,),
-    "conv2.weight": (32, 64, 5, 5),
-    "conv2.bias": (32,),
-    "conv3.weight": (1, 32, 5, 5),
-    "conv3.bias": (1,),
-}
+# name -> shape of every float32 conv array a version-1 file holds, from the layer table:
+# "convN.weight" (Cout, Cin, K, K) in torch's OIHW layout, "convN.bias" (Cout,)
+CONV_SHAPES = {name: shape for layer in LAYERS for name, shape in (
+    (f"{layer.name}.weight", (layer.channels_out, layer.channels_in, layer.kernel, layer.kernel)),
+    (f"{layer.name}.bias", (layer.channels_out,)))}
 SCALARS = ("magic", "format_version", "scale")
 MAX_META_BYTES = 64 * 1024
 MAX_FILE_BYTES = 1 << 20  # a version-1 file is ~230 KiB plus meta

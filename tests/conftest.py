@@ -42,6 +42,14 @@ def sky(h, w, c=None, dtype=np.uint8, seed=0):
     return (rng.random(shape) ** 4 * top).astype(dtype)
 
 
+def save_png(path, array: np.ndarray) -> None:
+    """Write (H, W[, C]) uint8 | uint16 pixels to the file `path` with the package's PNG writer."""
+    from srcnn_np.io.png import write_png
+
+    with open(path, "wb") as f:
+        write_png(f, array, compression=6)
+
+
 @pytest.fixture(scope="session")
 def hubble_gray():
     """scikit-image's Hubble Deep Field, as (H, W) float32 gray in [0, 1]."""

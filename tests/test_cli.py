@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from srcnn_np.io import png16
+from srcnn_np.io import png
 from srcnn_np.cli import EXIT_FAILED, EXIT_OK, EXIT_USAGE, main
 
-from .conftest import random_weights, sky
+from .conftest import random_weights, save_png, sky
 
 
 def run(args, capsys):
@@ -38,22 +38,22 @@ def test_gray_png_16bit_keeps_depth_and_values(tmp_path, weights_file, capsys):
     from srcnn_np import upscale
 
     image = sky(17, 11, dtype=np.uint16)
-    png16.write_png16(str(tmp_path / "g16.png"), image)
+    save_png(str(tmp_path / "g16.png"), image)
     code, _, _ = run(["upscale", str(tmp_path / "g16.png"), "-o", str(tmp_path / "o16.png"),
                       "--weights", weights_file], capsys)
     assert code == EXIT_OK
-    back = png16.read_png16(str(tmp_path / "o16.png"))
+    back = png.read_png16(str(tmp_path / "o16.png"))
     assert back.dtype == np.uint16 and back.shape == (34, 22)
     want = np.rint(upscale(image, random_weights(9)) * 65535).astype(np.uint16)
     np.testing.assert_array_equal(back, want)
 
 
 def test_rgb_png_16bit(tmp_path, weights_file, capsys):
-    png16.write_png16(str(tmp_path / "c16.png"), sky(9, 8, 3, np.uint16))
+    save_png(str(tmp_path / "c16.png"), sky(9, 8, 3, np.uint16))
     code, _, _ = run(["upscale", str(tmp_path / "c16.png"), "-o", str(tmp_path / "o.png"),
                       "--weights", weights_file, "--mode", "y"], capsys)
     assert code == EXIT_OK
-    back = png16.read_png16(str(tmp_path / "o.png"))
+    back = png.read_png16(str(tmp_path / "o.png"))
     assert back.dtype == np.uint16 and back.shape == (18, 16, 3)
 
 
@@ -235,13 +235,13 @@ def test_float_tiff_outside_unit_range_is_refused_not_clipped(tmp_path, weights_
 def test_edges_option_flat_sky_stays_flat_only_with_replicate(tmp_path, capsys):
     """--edges replicate (default) keeps a flat 16-bit sky flat to the border with the shipped
     model; --edges zero (the network as torch runs it) leaves a frame of artifacts."""
-    png16.write_png16(str(tmp_path / "sky.png"), np.full((24, 20), 13107, np.uint16))
+    save_png(str(tmp_path / "sky.png"), np.full((24, 20), 13107, np.uint16))
     spans = {}
     for edges in ("replicate", "zero"):
         out = tmp_path / f"{edges}.png"
         code, _, _ = run(["upscale", str(tmp_path / "sky.png"), "-o", str(out), "-q", "--edges", edges], capsys)
         assert code == EXIT_OK
-        pixels = png16.read_png16(str(out))
+        pixels = png.read_png16(str(out))
         assert pixels.shape == (48, 40)
         spans[edges] = int(pixels.max()) - int(pixels.min())
     assert spans["replicate"] <= 1 and spans["zero"] > 600, spans  # 16-bit levels

@@ -13,9 +13,9 @@ from PIL import Image
 
 from srcnn_np import cli
 from srcnn_np.cli import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, main
-from srcnn_np.io import formats, imageio, png16
+from srcnn_np.io import formats, imageio, png
 
-from .conftest import random_weights, sky
+from .conftest import random_weights, save_png, sky
 from .test_cli import run
 
 
@@ -41,14 +41,14 @@ def test_every_png_compression_writes_the_same_pixels(tmp_path, weights_file, ca
     with the level; the default is rle."""
     source = tmp_path / "in.png"
     pixels = sky(24, 20, 3, np.uint16 if depth == 16 else np.uint8)
-    png16.write_png16(str(source), pixels) if depth == 16 else Image.fromarray(pixels).save(source)
+    save_png(source, pixels) if depth == 16 else Image.fromarray(pixels).save(source)
     decoded, sizes = [], {}
     for level in (0, "rle", 1, 9, None):
         target = tmp_path / f"out{level}.png"
         code, _, err = run(["upscale", str(source), "-o", str(target), "--weights", weights_file]
                            + ([] if level is None else ["--png-compression", str(level)]), capsys)
         assert code == EXIT_OK, err
-        decoded.append(png16.read_png16(str(target)) if depth == 16 else np.asarray(Image.open(target)))
+        decoded.append(png.read_png16(str(target)) if depth == 16 else np.asarray(Image.open(target)))
         sizes[level] = target.stat().st_size
     if depth == 8:
         np.testing.assert_array_equal(decoded[0], expected_output(pixels))

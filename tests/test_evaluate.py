@@ -1,4 +1,4 @@
-"""srcnn_np.evaluate: the SR protocol (bicubic PSNR recomputed independently), JSON shape, errors."""
+"""srcnn_np.eval.evaluate: the SR protocol (bicubic PSNR recomputed independently), JSON shape, errors."""
 import argparse
 import json
 
@@ -6,9 +6,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from srcnn_np import evaluate, save_weights
-from srcnn_np.metrics import psnr, ssim
-from srcnn_np.synthetic import synthetic_sky
+from srcnn_np import save_weights
+from srcnn_np.eval import degrade, evaluate
+from srcnn_np.eval.metrics import psnr, ssim
+from srcnn_np.eval.synthetic import synthetic_sky
 from srcnn_np.weights import CONV_SHAPES
 
 SCALE = 3
@@ -92,11 +93,11 @@ def test_table_output(hr_dir, weights_file, capsys):
 def test_make_lr_is_antialiased_bicubic():
     hr = np.zeros((12, 12), np.float32)
     hr[:, ::2] = 1.0  # finest stripes: an antialiased downscale averages them out
-    lr = evaluate.make_lr(hr, 2)
+    lr = degrade.make_lr(hr, 2)
     assert lr.shape == (6, 6)
     np.testing.assert_allclose(lr[2:-2, 2:-2], 0.5, atol=0.05)
     with pytest.raises(ValueError, match="not a multiple"):
-        evaluate.make_lr(np.zeros((7, 8), np.float32), 2)
+        degrade.make_lr(np.zeros((7, 8), np.float32), 2)
 
 
 def test_metrics_known_values():

@@ -20,12 +20,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from srcnn_np.io import imageio, png16, png_write
+from srcnn_np.io import imageio, png
 from srcnn_np.cli import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_TERMINATED, EXIT_USAGE, main
 from srcnn_np.weights import FORMAT_VERSION, WEIGHTS_MAGIC
 from tools.soak import png_header_only
 
-from .conftest import random_weights, sky
+from .conftest import random_weights, save_png, sky
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SUBPROCESS_TIMEOUT = 240  # s; generous for a cold Numba cache on a busy 2-core machine
@@ -39,7 +39,7 @@ def encode(image: Image.Image, fmt: str, **options) -> bytes:
 
 def png_with_chunk_before_idat(kind: bytes, payload: bytes) -> bytes:
     data = encode(Image.fromarray(sky(4, 4)), "PNG")
-    return data[:33] + png_write.chunk(kind, payload) + data[33:]  # 33 = signature + IHDR
+    return data[:33] + png.chunk(kind, payload) + data[33:]  # 33 = signature + IHDR
 
 
 def tiff_header_only(width, height) -> bytes:
@@ -83,7 +83,7 @@ TIFF16_RGB = lambda: tiff_bytes(sky(32, 32, 3, np.uint16), photometric="rgb")  #
 
 def _png16_bytes(array) -> bytes:
     buf = io.BytesIO()
-    png16.write_png16(buf, array)
+    png.write_png(buf, array, compression=6)
     return buf.getvalue()
 
 
@@ -98,8 +98,8 @@ BAD_INPUTS = {
     "fits_like_text.png": (lambda: b"SIMPLE  =                    T / text that looks like FITS\n" * 20, UNDECODABLE),
     "random.jpg": (lambda: np.random.default_rng(1).bytes(4096), UNREADABLE),
     "random.tif": (lambda: b"II*\0" + np.random.default_rng(2).bytes(4096), UNREADABLE),
-    "png_signature_only.png": (lambda: png16.PNG_SIGNATURE, UNREADABLE),
-    "png_signature_then_random.png": (lambda: png16.PNG_SIGNATURE + np.random.default_rng(3).bytes(500), UNREADABLE),
+    "png_signature_only.png": (lambda: png.PNG_SIGNATURE, UNREADABLE),
+    "png_signature_then_random.png": (lambda: png.PNG_SIGNATURE + np.random.default_rng(3).bytes(500), UNREADABLE),
     "png_cut_in_ihdr.png": (lambda: cut(PNG8(), 20), UNDECODABLE),
     "png_cut_after_ihdr.png": (lambda: cut(PNG8(), 33), UNREADABLE),
     "png_cut_half.png": (lambda: cut(PNG8(), 0.5), UNDECODABLE),
@@ -147,8 +147,8 @@ BAD_INPUTS = {
 def _png16_with_bad_filter() -> bytes:
     rows = np.full((4, 1 + 4 * 2), 7, np.uint8)  # filter type 7 does not exist
     ihdr = (4).to_bytes(4, "big") * 2 + bytes((16, 0, 0, 0, 0))
-    return b"".join((png16.PNG_SIGNATURE, png_write.chunk(b"IHDR", ihdr),
-                     png_write.chunk(b"IDAT", zlib.compress(rows.tobytes())), png_write.chunk(b"IEND", b"")))
+    return b"".join((png.PNG_SIGNATURE, png.chunk(b"IHDR", ihdr),
+                     png.chunk(b"IDAT", zlib.compress(rows.tobytes())), png.chunk(b"IEND", b"")))
 
 
 def snapshot(directory):
@@ -243,8 +243,8 @@ ACCEPTED_INPUTS = {
 
 
 def read_back(path) -> np.ndarray:
-    if png16.is_png16(str(path)):
-        return png16.read_png16(str(path))
+    if png.is_png16(str(path)):
+        return png.read_png16(str(path))
     if str(path).endswith(".tif"):
         tifffile = pytest.importorskip("tifffile")
 
@@ -475,7 +475,7 @@ def test_disk_full_leaves_nothing_behind(tmp_path, weights_file, capsys, monkeyp
         return FullDisk(f) if "w" in mode and str(path).endswith(".tmp") else f
 
     if fmt == "png16":
-        png16.write_png16(str(tmp_path / "in.png"), sky(16, 16, 3, np.uint16))
+        save_png(tmp_path / "in.png", sky(16, 16, 3, np.uint16))
         target = tmp_path / "out.png"
     else:
         Image.fromarray(sky(16, 16, 3)).save(tmp_path / "in.png")

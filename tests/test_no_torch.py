@@ -7,7 +7,7 @@ import sys
 import numpy as np
 import srcnn_np
 from srcnn_np import cli, weights, model, color
-from srcnn_np.io import imageio, png16
+from srcnn_np.io import imageio, png
 image = (np.random.default_rng(0).random((9, 7, 3)) * 255).astype(np.uint8)
 out = srcnn_np.upscale(image)
 assert out.shape == (18, 14, 3), out.shape

@@ -1,4 +1,4 @@
-"""The PNG writer (8 and 16 bits, bands deflated on threads): lossless at every level and thread
+"""The PNG writer of srcnn_np.io.png (8 and 16 bits, bands deflated on threads): lossless at every level and thread
 count, read back by Pillow and by our own 16-bit reader, one valid zlib stream, ICC profile kept."""
 import io
 import zlib
@@ -7,9 +7,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from srcnn_np.io import png_write
-from srcnn_np.io.png16 import read_png16
-from srcnn_np.io.png_write import adler32_combine, filter_scanlines, write_png
+from srcnn_np.io import png
+from srcnn_np.io.png import adler32_combine, filter_scanlines, read_png16, write_png
 
 from .conftest import sky
 from .test_png16 import assert_same, chunks
@@ -26,7 +25,7 @@ def encoded(image, **options) -> bytes:
 @pytest.fixture
 def small_bands(monkeypatch):
     """Bands of a few hundred bytes, so that even a small image is cut into many."""
-    monkeypatch.setattr(png_write, "BAND_BYTES", 300)
+    monkeypatch.setattr(png, "BAND_BYTES", 300)
 
 
 @pytest.mark.parametrize("compression", ["rle", 0, 1, 6, 9])
@@ -99,6 +98,9 @@ def test_lower_level_is_bigger_and_level_0_stores():
     (np.zeros((4, 4), np.float32), 1, "uint8 or uint16"),
     (np.zeros((4, 4, 5), np.uint8), 1, "shape (4, 4, 5)"),
     (np.zeros((0, 4), np.uint8), 1, "non-empty"),
+    (np.zeros((2, 2, 5), np.uint16), 1, "shape (2, 2, 5)"),
+    (np.zeros((0, 3), np.uint16), 1, "non-empty"),
+    (np.zeros(4, np.uint16), 1, "shape (4,)"),
     (np.zeros((4, 4), np.uint8), 10, "got 10"),
     (np.zeros((4, 4), np.uint8), "fast", "got 'fast'"),
 ])

@@ -12,8 +12,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tools"))
 import prepare_dataset as prep
 
 from reference.data import split_of
-from srcnn_np.evaluate import load_rgb, make_lr
-from srcnn_np.synthetic import synthetic_sky
+from srcnn_np.eval.degrade import load_rgb, make_lr
+from srcnn_np.eval.synthetic import synthetic_sky
 
 
 def save(path, rgb):

@@ -7,9 +7,9 @@ import pytest
 
 pytest.importorskip("skimage")
 from reference.data import NATURAL_HELD_OUT, make_ground_truth, natural_rgb
-from srcnn_np.evaluate import evaluate_image
+from srcnn_np.eval.evaluate import evaluate_image
 from srcnn_np.model import KernelWeights
-from srcnn_np.synthetic import synthetic_sky
+from srcnn_np.eval.synthetic import synthetic_sky
 from srcnn_np.weights import load_weights
 
 # The synthetic sky's Poisson and read noise cannot be predicted, so gains there are small

@@ -1,5 +1,5 @@
 """Science fidelity (issue 15): synthetic star fields with known truth, and photutils photometry
-and astrometry of bicubic, Lanczos and SRCNN upscales (srcnn_np.star_eval).
+and astrometry of bicubic, Lanczos and SRCNN upscales (srcnn_np.eval.star_eval).
 
 The regression tests pin measured figures of the shipped x2 weights on two small fields (one-sided:
 they fail when a change makes flux or centroid errors worse than pinned by more than the stated
@@ -11,7 +11,7 @@ import sys
 import numpy as np
 import pytest
 
-from srcnn_np import synthetic as syn
+from srcnn_np.eval import synthetic as syn
 from srcnn_np.science import block_mean
 
 # ---------------------------------------------------------------------------------------------
@@ -71,7 +71,7 @@ def test_star_field_is_fixed_by_its_seed():
 @pytest.fixture(scope="module")
 def star_eval():
     pytest.importorskip("photutils")
-    from srcnn_np import star_eval
+    from srcnn_np.eval import star_eval
 
     return star_eval
 

@@ -1,8 +1,8 @@
-"""srcnn_np.synthetic: determinism, star counts and flux law, PSF, Sersic profile, noise."""
+"""srcnn_np.eval.synthetic: determinism, star counts and flux law, PSF, Sersic profile, noise."""
 import numpy as np
 import pytest
 
-from srcnn_np import synthetic as syn
+from srcnn_np.eval import synthetic as syn
 
 
 def test_deterministic_by_seed():

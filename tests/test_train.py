@@ -101,7 +101,7 @@ def test_validation_scores_the_net_as_srcnn_np_upscale_runs_it(scale):
     """train.validate == PSNR of srcnn_np.upscale (edges replicated) with the same weights, so the
     PSNR a run logs is the one `evaluate` reports; zero-padded edges would score differently."""
     import srcnn_np
-    from srcnn_np.metrics import psnr
+    from srcnn_np.eval.metrics import psnr
 
     weights = load_weights(scale=scale)
     model = SRCNN(scale)

@@ -39,7 +39,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from srcnn_np.io import png16, png_write
+from srcnn_np.io import png
 from srcnn_np.io.imageio import ImageIOError, read_image
 
 MAX_PIXELS = 1 << 20  # keeps each execution fast; the limit itself is one of the things fuzzed
@@ -72,7 +72,7 @@ def image_seeds() -> list[tuple[str, bytes]]:
 
     def png16_bytes(a):
         buf = io.BytesIO()
-        png16.write_png16(buf, a)
+        png.write_png(buf, a, compression=6)
         return buf.getvalue()
 
     def tiff(a, **options):
@@ -153,7 +153,7 @@ def xisf_seeds() -> list[tuple[str, bytes]]:
 
 def _png_chunks(data: bytes):
     """[(start, length, kind)] of the well-formed chunks at the start of a PNG (stops at damage)."""
-    chunks, pos = [], len(png16.PNG_SIGNATURE)
+    chunks, pos = [], len(png.PNG_SIGNATURE)
     while pos + 12 <= len(data):
         length = int.from_bytes(data[pos:pos + 4], "big")
         if pos + 12 + length > len(data):
@@ -184,7 +184,7 @@ def mutate_png_image_data(data: bytes, rnd: random.Random) -> bytes:
         return data
     raw = mutate_bytes(raw, rnd, rounds=rnd.randint(1, 4))
     first, last = idat[0][0], idat[-1][0] + 12 + idat[-1][1]
-    return data[:first] + png_write.chunk(b"IDAT", zlib.compress(raw)) + data[last:]
+    return data[:first] + png.chunk(b"IDAT", zlib.compress(raw)) + data[last:]
 
 
 def mutate_fits_card(data: bytes, rnd: random.Random) -> bytes:

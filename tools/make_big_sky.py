@@ -2,7 +2,7 @@
 
     python tools/make_big_sky.py big_sky.zarr --size 16384 [--tile 1024] [--blank]
 
-Each tile x tile block is its own srcnn_np.synthetic.synthetic_sky (seeded by the block index,
+Each tile x tile block is its own srcnn_np.eval.synthetic.synthetic_sky (seeded by the block index,
 luminance of the RGB image, float32 in [0, 1]); only one block is ever in memory. --blank puts a
 NaN hole in the middle of the plane (blank-pixel handling at scale). Not used by the tests.
 """
@@ -15,7 +15,7 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from srcnn_np.color import rgb_to_ycbcr  # noqa: E402
-from srcnn_np.synthetic import synthetic_sky  # noqa: E402
+from srcnn_np.eval.synthetic import synthetic_sky  # noqa: E402
 
 
 def main(argv=None) -> int:

@@ -6,7 +6,7 @@
 Written atomically with srcnn_np.io.imageio.write_image; an existing --out is replaced only with --force.
 
 IMAGE is a ground truth (use one from the validation split, never trained on). The input is made
-as `python -m srcnn_np evaluate` makes it (srcnn_np.evaluate.make_lr); the low-res panel is shown
+as `python -m srcnn_np evaluate` makes it (srcnn_np.eval.degrade.make_lr); the low-res panel is shown
 with nearest-neighbour enlargement, every panel is enlarged --zoom times (nearest) so pixels stay
 visible, and each is labelled with its PSNR on Y (scale-pixel border crop).
 """
@@ -18,9 +18,9 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from srcnn_np.color import luminance
-from srcnn_np.evaluate import bicubic_rgb, load_rgb, make_lr, modcrop
+from srcnn_np.eval.degrade import bicubic_rgb, load_rgb, make_lr, modcrop
 from srcnn_np.io.imageio import write_image
-from srcnn_np.metrics import psnr
+from srcnn_np.eval.metrics import psnr
 from srcnn_np.model import upscale
 from srcnn_np.weights import MODELS, WeightsError, load_weights
 

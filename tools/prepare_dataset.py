@@ -7,7 +7,7 @@ Every usable image in SRC becomes
     DST/{train,val}/hr/NAME.png  ground truth: RGB, centre-cropped square, downscaled to --size
                                  when larger, kept at its own size when smaller (never enlarged),
                                  cropped to a multiple of the scale
-    DST/{train,val}/lr/NAME.png  the input: srcnn_np.evaluate.make_lr (antialiased bicubic / scale)
+    DST/{train,val}/lr/NAME.png  the input: srcnn_np.eval.degrade.make_lr (antialiased bicubic / scale)
 and DST/manifest.json records every source (size, SHA-256, split) and every exclusion with its
 reason. The split is a hash of --seed and the file name (reference.data.split_of), so it does not
 depend on file order and reference/train.py reproduces it. --exclude names files to drop (one
@@ -37,7 +37,7 @@ from reference.data import (
 )
 from srcnn_np.io.atomic import current_umask
 from srcnn_np.color import luminance
-from srcnn_np.evaluate import load_rgb, make_lr
+from srcnn_np.eval.degrade import load_rgb, make_lr
 from srcnn_np.io.imageio import write_image
 
 MAX_FLAT_FRACTION = 0.4  # lit pixels equal to their left and upper neighbours: flat fills of drawn graphics
@@ -84,7 +84,7 @@ def prepare(src, dst, scale, size=GT_SIZE, val_fraction=VAL_FRACTION, seed=0, ex
     tmp = Path(tempfile.mkdtemp(dir=dst.parent, prefix=f".tmp-{dst.name}-"))
     os.chmod(tmp, 0o777 & ~current_umask())  # mkdtemp makes it private; the dataset is not
     manifest = {"source_dir": str(src), "scale": scale, "size": size, "val_fraction": val_fraction,
-                "seed": seed, "lr": "srcnn_np.evaluate.make_lr (Pillow bicubic, antialiased)",
+                "seed": seed, "lr": "srcnn_np.eval.degrade.make_lr (Pillow bicubic, antialiased)",
                 "images": [], "excluded": []}
     try:
         for split in ("train", "val"):

@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from PIL import Image
 
-from srcnn_np.io import png16, png_write
+from srcnn_np.io import png
 from srcnn_np.io.atomic import TEMP_NAME
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -63,8 +63,8 @@ def encoded(array: np.ndarray, fmt: str, **options) -> bytes:
 def png_header_only(width: int, height: int, depth: int = 8, color_type: int = 2) -> bytes:
     """A PNG whose IHDR claims width x height (RGB unless color_type says), with no image data."""
     ihdr = width.to_bytes(4, "big") + height.to_bytes(4, "big") + bytes((depth, color_type, 0, 0, 0))
-    return b"".join((png16.PNG_SIGNATURE, png_write.chunk(b"IHDR", ihdr),
-                     png_write.chunk(b"IDAT", zlib.compress(b"")), png_write.chunk(b"IEND", b"")))
+    return b"".join((png.PNG_SIGNATURE, png.chunk(b"IHDR", ihdr),
+                     png.chunk(b"IDAT", zlib.compress(b"")), png.chunk(b"IEND", b"")))
 
 
 def good_file(kind: str, rng: np.random.Generator) -> bytes:
@@ -74,7 +74,7 @@ def good_file(kind: str, rng: np.random.Generator) -> bytes:
     shape = (h, w) if channels is None else (h, w, channels)
     if kind == "gray16.png":
         buffer = io.BytesIO()
-        png16.write_png16(buffer, rng.integers(0, 65536, shape, dtype=np.uint16))
+        png.write_png(buffer, rng.integers(0, 65536, shape, dtype=np.uint16), compression=6)
         return buffer.getvalue()
     pixels = rng.integers(0, 256, shape, dtype=np.uint8)
     return encoded(pixels, {"png": "PNG", "jpg": "JPEG", "tif": "TIFF"}[kind.split(".")[1]])

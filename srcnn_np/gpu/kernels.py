@@ -5,15 +5,15 @@ only srcnn_np.gpu.runner imports it, after checking that numba.cuda can be impor
 
 Every kernel is `cuda.jit(cache=True)`: compiled once per machine and kept on disk next to the
 CPU kernels' cache. Their sizes are module constants here (numba freezes globals into the
-compiled code, and a change to this file invalidates the cache), not closures: a closure per
-size cannot be cached. Block shapes are not compiled in: blockDim comes from the launch and the
+compiled code, and a change to this file invalidates the cache; the layer sizes come from
+srcnn_np.layers, whose changes do not: see there), not closures: a closure per size cannot be cached. Block shapes are not compiled in: blockDim comes from the launch and the
 shared memory is dynamic (its bytes from `shared_bytes`), so a different THREADS_PER_BLOCK in
 the runner needs no recompile.
 
 Device layouts: feature maps are channels-first (C, H, W) float32, so neighbouring threads read
 and write neighbouring addresses. Conv weights are flat (G, Cin, K*K, CO) float32: G = Cout / CO
 groups of CO output channels, tap t = dy*K + dx (see `device_weights`). Bicubic taps are the
-(n, 4) int64 / float32 tables of srcnn_np.cpu.kernels.cubic_taps. A tile's arrays cover a window
+(n, 4) int64 / float32 tables of srcnn_np.bicubic_taps.cubic_taps. A tile's arrays cover a window
 of the whole image whose top-left pixel has global coordinates (oy0, ox0); pixels of a window
 outside the image are written as 0, which is exactly the zero padding the next convolution
 expects.
@@ -30,15 +30,26 @@ from collections import namedtuple
 import numpy as np
 from numba import cuda, float32, types
 
-# K: kernel edge; CIN, COUT: channels; CHUNK: input channels staged in shared memory at a time;
-# CO: output channels per thread; PX: output pixels (columns) per thread; RELU: fused ReLU.
+from ..layers import LAYERS
+
+# K: kernel edge; CIN, COUT: channels; RELU: fused ReLU (these four from the layer table);
+# CHUNK: input channels staged in shared memory at a time; CO: output channels per thread;
+# PX: output pixels (columns) per thread.
 ConvShape = namedtuple("ConvShape", "K CIN COUT CHUNK CO PX RELU")
-# Chosen by arithmetic, not yet by measurement (no GPU in the session that wrote them): PX x CO
+
+
+def conv_shape(layer, *, chunk: int, co: int, px: int) -> ConvShape:
+    """The compile-time shape of a layers.Conv's kernel with this register blocking."""
+    return ConvShape(K=layer.kernel, CIN=layer.channels_in, COUT=layer.channels_out,
+                     CHUNK=chunk, CO=co, PX=px, RELU=layer.relu)
+
+
+# Blocking chosen by arithmetic, not yet by measurement (no GPU in the session that wrote it): PX x CO
 # FMAs per PX + CO shared loads, shared memory per block under 48 KB at 16 x 8 threads
 # (conv1 10 KB, conv2 39 KB, conv3 26 KB). To be tuned on a GPU: tools/gpu_check.py.
-CONV1 = ConvShape(K=9, CIN=1, COUT=64, CHUNK=1, CO=16, PX=4, RELU=True)
-CONV2 = ConvShape(K=5, CIN=64, COUT=32, CHUNK=8, CO=16, PX=4, RELU=True)
-CONV3 = ConvShape(K=5, CIN=32, COUT=1, CHUNK=4, CO=1, PX=8, RELU=False)
+CONV1 = conv_shape(LAYERS[0], chunk=1, co=16, px=4)
+CONV2 = conv_shape(LAYERS[1], chunk=8, co=16, px=4)
+CONV3 = conv_shape(LAYERS[2], chunk=4, co=1, px=8)
 CONV_SHAPES = (CONV1, CONV2, CONV3)
 for _shape in CONV_SHAPES:
     assert _shape.CIN % _shape.CHUNK == 0 and _shape.COUT % _shape.CO == 0, _shape

@@ -23,16 +23,17 @@ import sys
 
 import numpy as np
 
-from ..cpu.kernels import cubic_taps
+from .. import bicubic_taps
+from ..config import JIT_OPTIONS
 from ..errors import one_line
-from ..geometry import HALO, KERNEL_SIZES
+from ..geometry import HALO
+from ..layers import LAYERS, STAGE_CHANNELS
 
 # Launch shape, chosen by arithmetic and not yet measured on a GPU (tools/gpu_check.py is
 # the script for that): blockDim (x, y) of every kernel. The conv kernels' register blocking
 # is in srcnn_np.gpu.kernels (compile-time constants); this is a launch-time choice.
 THREADS_PER_BLOCK = (16, 8)
 STREAMS = 2  # tiles in flight: one's transfers overlap the other's kernels
-STAGE_CHANNELS = (1, 64, 32, 1)  # upsampled image, conv1, conv2, output
 MAX_TILE = 2048  # output tile edge in pixels; larger tiles gain nothing
 MIN_TILE = 64
 TILE_MEMORY_FRACTION = 0.5  # of the GPU's free memory the STREAMS sets of tile buffers may take
@@ -192,16 +193,15 @@ class CudaRunner:
         self.tile_edge = tile  # the output tile edge in use (chosen at the first call)
         self.kernels = kernels
         self.layers = []  # (kernel, name, ConvShape, weights, bias) on the device
-        for name, kernel, shape, w, b in zip(("conv1", "conv2", "conv3"), kernels.CONV_KERNELS,
-                                             kernels.CONV_SHAPES, (kw.w1, kw.w2, kw.w3),
-                                             (kw.b1, kw.b2, kw.b3)):
-            self.layers.append((kernel, name, shape, cuda.to_device(kernels.device_weights(shape, w)),
+        for layer, kernel, shape, w, b in zip(LAYERS, kernels.CONV_KERNELS, kernels.CONV_SHAPES,
+                                              (kw.w1, kw.w2, kw.w3), (kw.b1, kw.b2, kw.b3)):
+            self.layers.append((kernel, layer.name, shape, cuda.to_device(kernels.device_weights(shape, w)),
                                 cuda.to_device(np.ascontiguousarray(b, dtype=np.float32))))
         self.streams = [cuda.stream() for _ in range(STREAMS)]
         self.slots = []  # per stream: TileBuffers
         self.capacity = (0, 0, 0)  # (tile height, tile width, low-res slice elements) of slots
         self.taps_shape = None  # (H, W) the device taps are for
-        self.taps = None  # host (yi, yw, xi, xw) and device copies, see cubic_taps
+        self.taps = None  # host (yi, yw, xi, xw) and device copies, see compiled_cubic_taps
         self.last_plan = []  # the TilePlans of the last call
 
     def __call__(self, lr: np.ndarray, timings: dict | None = None) -> np.ndarray:
@@ -237,6 +237,7 @@ class CudaRunner:
         from numba import cuda
 
         if self.taps_shape != shape:
+            cubic_taps = compiled_cubic_taps()
             host = (*cubic_taps(shape[0], self.kw.scale), *cubic_taps(shape[1], self.kw.scale))
             self.taps = (*host, [cuda.to_device(a) for a in host])
             self.taps_shape = shape
@@ -313,7 +314,7 @@ class TilePlan:
 
 def tile_plan(yi: np.ndarray, xi: np.ndarray, sH: int, sW: int, tile: int) -> list:
     """The TilePlans covering an (sH, sW) output in row-major order; yi, xi: (sH, 4), (sW, 4)
-    tap indices of cubic_taps."""
+    tap indices of bicubic_taps.cubic_taps."""
     def reach(taps, start, stop):  # low-res span of the taps of window pixels in the image
         used = taps[max(start, 0):min(stop, len(taps))]
         return int(used.min()), int(used.max()) + 1
@@ -357,13 +358,22 @@ def default_tile(free_bytes: float) -> int:
     return edge
 
 
+@functools.cache
+def compiled_cubic_taps():
+    """bicubic_taps.cubic_taps compiled with the CPU kernels' flags: the same taps, bit for bit, as
+    the CPU path (the Python function rounds differently: NumPy's scalar rules are not Numba's)."""
+    from numba import njit
+
+    return njit(**JIT_OPTIONS)(bicubic_taps.cubic_taps)
+
+
 def stage_shapes(th: int, tw: int) -> list:
     """(C, h, w) of each stage's window for an output tile (th, tw): upsampled
     (1, th+16, tw+16), conv1 (64, th+8, tw+8), conv2 (32, th+4, tw+4), output (1, th, tw)."""
     shapes = [(STAGE_CHANNELS[0], th + 2 * HALO, tw + 2 * HALO)]
-    for k, channels in zip(KERNEL_SIZES, STAGE_CHANNELS[1:]):
+    for layer in LAYERS:
         _, h, w = shapes[-1]
-        shapes.append((channels, h - 2 * (k // 2), w - 2 * (k // 2)))
+        shapes.append((layer.channels_out, h - 2 * layer.radius, w - 2 * layer.radius))
     return shapes
 
 

@@ -4,7 +4,7 @@ Formats, by the file name's (possibly double) extension, case-insensitive:
 
 | format | extensions | read / written by |
 |---|---|---|
-| png  | .png                                  | imageio (Pillow; 16-bit through png16) |
+| png  | .png                                  | imageio (Pillow; 16-bit and writing: png) |
 | jpeg | .jpg .jpeg                            | imageio (Pillow) |
 | tiff | .tif .tiff                            | imageio (Pillow; 16-bit colour and float through tiff_io) |
 | xisf | .xisf                                 | xisf (the `xisf` package, srcnn_np[xisf]) |

@@ -20,7 +20,6 @@ from .atomic import OutputExistsError, atomic_output
 from ..config import MAX_PIXELS_DEFAULT
 from ..errors import one_line
 
-EXTENSIONS = {".png": "png", ".jpg": "jpeg", ".jpeg": "jpeg", ".tif": "tiff", ".tiff": "tiff"}
 SIGNED_INTEGER = 2  # TIFF SampleFormat value
 # How outputs are deflated (README, "End to end: the CLI"): PNG with zlib's run-length strategy
 # ("rle", or --png-compression 0-9), 16-bit colour TIFF at zlib level 1; both on all cores
@@ -50,14 +49,14 @@ def read_image(path, max_pixels: int = MAX_PIXELS_DEFAULT) -> LoadedImage:
     path = os.fspath(path)
     check_regular_file(path)
     try:
-        from . import png16
+        from . import png
 
         with quiet_decoders():
-            if png16.is_png16(path):
+            if png.is_png16(path):
                 with open(path, "rb") as f:
                     ihdr = f.read(24)  # signature, IHDR length and type, width, height
                 _check_size(path, int.from_bytes(ihdr[16:20], "big"), int.from_bytes(ihdr[20:24], "big"), max_pixels)
-                pixels = png16.read_png16(path, max_pixels=max_pixels)
+                pixels = png.read_png16(path, max_pixels=max_pixels)
                 return LoadedImage(pixels, "png", 16)
             return _read_with_pillow(path, max_pixels)
     except ImageIOError:
@@ -239,7 +238,7 @@ def write_image(path, pixels: np.ndarray, fmt: str, bit_depth: int = 8, *, overw
     """Write (H, W) or (H, W, C) float32 in [0, 1] as `fmt` ("png", "jpeg", "tiff") atomically.
 
     16-bit is kept for PNG and TIFF; JPEG is always 8-bit and cannot carry alpha (alpha is dropped).
-    png_compression is "rle" or a zlib level 0..9 (see png_write.zlib_options); PNG and 16-bit
+    png_compression is "rle" or a zlib level 0..9 (see png.zlib_options); PNG and 16-bit
     colour TIFF deflate on `threads` threads (default: every CPU this process may use).
     Raises ImageIOError if `path` exists and not `overwrite`, or if writing fails; on failure no
     partial file is left behind and an existing file is untouched.
@@ -270,7 +269,7 @@ def _encode(f, data: np.ndarray, fmt: str, icc_profile, png_compression, threads
     """Encode uint8/uint16 (H, W[, C]) pixels into the open binary file f."""
     extra = {"icc_profile": icc_profile} if icc_profile else {}
     if fmt == "png":
-        from .png_write import write_png
+        from .png import write_png
 
         write_png(f, data, compression=png_compression, threads=threads, icc_profile=icc_profile)
         return

@@ -1,12 +1,20 @@
-"""16-bit PNG reading and writing, keeping the full bit depth (Pillow truncates 16-bit RGB(A) to 8 bits).
+"""PNG: 16-bit reading that keeps the full bit depth (Pillow truncates 16-bit RGB(A) to 8 bits), and
+writing at 8 and 16 bits, filtered and deflated on several threads.
 
-Arrays are uint16 in native byte order: (H, W) for gray, (H, W, C) for C = 2 (gray + alpha),
-3 (RGB) or 4 (RGBA). In the file, samples are big-endian and each scanline starts with a filter
-byte (PNG spec, section 9). Only bit depth 16 is read here; everything else goes through Pillow.
-Writing (8 and 16 bits) is srcnn_np.io.png_write's job.
+Arrays: (H, W) for gray, (H, W, C) for C = 2 (gray + alpha), 3 (RGB) or 4 (RGBA); uint16 (read;
+written: uint8 or uint16) in native byte order. In the file, samples are big-endian and each
+scanline starts with a filter byte (PNG spec, section 9). Only bit depth 16 is read here;
+8-bit files go through Pillow (io/imageio.py).
+
+Writing: the image is cut into bands of rows. Each thread filters its band (a Numba kernel that
+releases the GIL) and deflates it with its own zlib stream (zlib releases the GIL too); the bands'
+raw deflate streams end on a byte boundary (Z_SYNC_FLUSH), so their concatenation behind one zlib
+header, closed by the Adler-32 of all the bytes, is one valid zlib stream, as pigz does it. Each
+band starts with an empty dictionary, which costs a few hundred bytes per band.
 """
 import os
 import zlib
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 from numba import njit
@@ -15,9 +23,12 @@ from ..config import JIT_OPTIONS, MAX_PIXELS_DEFAULT
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 CHANNELS_BY_COLOR_TYPE = {0: 1, 2: 3, 4: 2, 6: 4}  # gray, RGB, gray + alpha, RGBA
-ZLIB_LEVEL = 6
-FILTER_NONE, FILTER_SUB, FILTER_UP, FILTER_AVERAGE, FILTER_PAETH = range(5)  # scanline filter types
+COLOR_TYPE_BY_CHANNELS = {channels: color for color, channels in CHANNELS_BY_COLOR_TYPE.items()}
+FILTER_SUB, FILTER_UP, FILTER_AVERAGE, FILTER_PAETH = range(1, 5)  # scanline filter types; 0 is None
 FILTER_KINDS = 5
+IDAT_CHUNK_BYTES = 1 << 20
+BAND_BYTES = 1 << 21  # raw bytes per band: many more bands than threads keeps them all busy
+ADLER_BASE = 65521
 # Adam7 passes: (x0, y0, dx, dy) of the pixels each pass holds
 ADAM7_PASSES = ((0, 0, 8, 8), (4, 0, 8, 8), (0, 4, 4, 8), (2, 0, 4, 4), (0, 2, 2, 4), (1, 0, 2, 2), (0, 1, 1, 2))
 
@@ -183,20 +194,122 @@ def read_png16(path_or_fileobj, max_pixels: int = MAX_PIXELS_DEFAULT) -> np.ndar
     return image[:, :, 0] if channels == 1 else image
 
 
-def write_png16(path_or_fileobj, array: np.ndarray, compression=ZLIB_LEVEL) -> None:
-    """Write (H, W) or (H, W, C) uint16, C in 1..4 (gray, gray + alpha, RGB, RGBA), as a 16-bit PNG.
+# ---------------------------------------------------------------------------------------------
+# Writing
 
-    Non-interlaced, big-endian samples, a filter chosen per row, deflated as `compression` says
-    (see png_write.write_png). Writes to a binary file object, or to a path (created or
-    overwritten: atomic replacement is the caller's job).
+
+@njit(**JIT_OPTIONS)
+def filter_scanlines(rows, bpp, start, stop):
+    """Filter rows[start:stop] of rows (H, S) uint8 for PNG -> (stop - start, 1 + S) uint8, filter byte first.
+
+    Each row gets the filter whose filtered bytes, read as signed, have the smallest sum of
+    absolute values (libpng's heuristic; the first on a tie). Row `start` reads rows[start - 1],
+    so bands filtered apart join into the same scanlines as the whole image filtered at once.
     """
-    from .png_write import write_png
+    stride = rows.shape[1]
+    out = np.empty((stop - start, stride + 1), dtype=np.uint8)
+    costs = np.empty(FILTER_KINDS, dtype=np.int64)
+    for y in range(start, stop):
+        costs[:] = 0
+        for pass_ in range(2):  # 0: the cost of each filter; 1: write the row with the cheapest
+            kind = np.argmin(costs)
+            for i in range(stride):
+                x = np.int32(rows[y, i])
+                left = np.int32(rows[y, i - bpp]) if i >= bpp else np.int32(0)
+                up = np.int32(rows[y - 1, i]) if y > 0 else np.int32(0)
+                up_left = np.int32(rows[y - 1, i - bpp]) if (y > 0 and i >= bpp) else np.int32(0)
+                if pass_ == 0:
+                    for k in range(FILTER_KINDS):
+                        residual = (x - prediction(k, left, up, up_left)) & 0xFF
+                        costs[k] += min(residual, 256 - residual)
+                else:
+                    out[y - start, i + 1] = np.uint8((x - prediction(kind, left, up, up_left)) & 0xFF)
+        out[y - start, 0] = kind
+    return out
 
-    array = np.asarray(array)
-    if array.dtype != np.uint16:
-        raise ValueError(f"write_png16 needs uint16 samples, got {array.dtype}")
-    if isinstance(path_or_fileobj, (str, os.PathLike)):
-        with open(path_or_fileobj, "wb") as f:
-            write_png(f, array, compression=compression)
+
+def adler32_combine(first: int, second: int, second_length: int) -> int:
+    """Adler-32 of A + B from adler32(A), adler32(B) and len(B) (zlib's adler32_combine)."""
+    a = ((first & 0xFFFF) + (second & 0xFFFF) - 1) % ADLER_BASE
+    b = ((first >> 16) + (second >> 16) + second_length * ((first & 0xFFFF) - 1)) % ADLER_BASE
+    return (b << 16) | a
+
+
+def default_threads() -> int:
+    """The CPUs this process may run on."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
+def zlib_options(compression) -> tuple[int, int]:
+    """(level, strategy) for zlib.compressobj: "rle" is zlib's run-length strategy (runs of one
+    byte, then Huffman codes: on filtered photographs as small as level 6 at level 1's speed,
+    README "End to end: the CLI"); 0..9 is that level with the default strategy."""
+    if compression == "rle":
+        return 1, zlib.Z_RLE
+    if compression in range(10):
+        return compression, zlib.Z_DEFAULT_STRATEGY
+    raise ValueError(f"PNG compression must be 'rle' or a zlib level 0..9, got {compression!r}")
+
+
+def filtered_zlib_stream(rows: np.ndarray, bpp: int, level: int, strategy: int, threads: int) -> bytes:
+    """rows (H, S) uint8 -> the zlib stream of their filtered scanlines, bands on `threads` threads."""
+    height, stride = rows.shape
+    band = max(1, BAND_BYTES // (stride + 1))
+
+    def deflate_band(start):  # -> (raw deflate bytes, Adler-32 of the scanlines, their length)
+        scanlines = filter_scanlines(rows, bpp, start, min(start + band, height))
+        compressor = zlib.compressobj(level, zlib.DEFLATED, -zlib.MAX_WBITS, 8, strategy)
+        last = start + band >= height
+        data = compressor.compress(scanlines) + compressor.flush(zlib.Z_FINISH if last else zlib.Z_SYNC_FLUSH)
+        return data, zlib.adler32(scanlines), scanlines.size
+
+    starts = range(0, height, band)
+    if threads > 1 and len(starts) > 1:
+        with ThreadPoolExecutor(min(threads, len(starts))) as pool:
+            pieces = list(pool.map(deflate_band, starts))
     else:
-        write_png(path_or_fileobj, array, compression=compression)
+        pieces = [deflate_band(s) for s in starts]
+    adler = 1
+    for _, band_adler, length in pieces:
+        adler = adler32_combine(adler, band_adler, length)
+    header = zlib.compress(b"", level)[:2]  # CMF and FLG for this level
+    return b"".join([header, *(data for data, _, _ in pieces), adler.to_bytes(4, "big")])
+
+
+def chunk(kind: bytes, payload) -> bytes:
+    """One PNG chunk: length, type, payload, CRC of type + payload."""
+    return b"".join((len(payload).to_bytes(4, "big"), kind, payload,
+                     zlib.crc32(payload, zlib.crc32(kind)).to_bytes(4, "big")))
+
+
+def write_png(f, array: np.ndarray, *, compression, threads: int | None = None,
+              icc_profile: bytes | None = None) -> None:
+    """Write (H, W) or (H, W, C) uint8 | uint16, C in 1..4, as a PNG of that bit depth to the binary file f.
+
+    Non-interlaced, one of the five filters chosen per row, deflated as `compression` says ("rle"
+    or a zlib level 0..9, see zlib_options) on `threads` threads (default: every CPU this process
+    may use). icc_profile goes into an iCCP chunk. Writes through f.write only (no seek, no file
+    descriptor).
+    """
+    array = np.asarray(array)
+    if array.dtype not in (np.uint8, np.uint16):
+        raise ValueError(f"PNG needs uint8 or uint16 samples, got {array.dtype}")
+    if array.ndim == 2:
+        array = array[:, :, None]
+    if array.ndim != 3 or array.shape[2] not in COLOR_TYPE_BY_CHANNELS or 0 in array.shape:
+        raise ValueError(f"PNG needs a non-empty (H, W) or (H, W, 1..4) array, got shape {array.shape}")
+    level, strategy = zlib_options(compression)
+    height, width, channels = array.shape
+    depth = array.dtype.itemsize * 8
+    rows = np.ascontiguousarray(array, dtype=array.dtype.newbyteorder(">")).view(np.uint8).reshape(height, -1)
+    compressed = memoryview(filtered_zlib_stream(rows, channels * depth // 8, level, strategy,
+                                                   threads or default_threads()))
+    ihdr = (width.to_bytes(4, "big") + height.to_bytes(4, "big")
+            + bytes((depth, COLOR_TYPE_BY_CHANNELS[channels], 0, 0, 0)))
+    parts = [PNG_SIGNATURE, chunk(b"IHDR", ihdr)]
+    if icc_profile:
+        parts.append(chunk(b"iCCP", b"ICC Profile\0\0" + zlib.compress(icc_profile)))
+    parts += [chunk(b"IDAT", compressed[i:i + IDAT_CHUNK_BYTES])
+              for i in range(0, len(compressed), IDAT_CHUNK_BYTES)]
+    parts.append(chunk(b"IEND", b""))
+    f.writelines(parts)

@@ -1,14 +1,14 @@
 """`python -m srcnn_np evaluate`: PSNR / SSIM of the model against bicubic, the standard SR protocol.
 
 For every ground truth in --hr DIR:
-    hr  (H, W, 3) float32 RGB, cropped to multiples of the scale (modcrop)
-    lr  make_lr(hr, scale): antialiased bicubic downscale (Pillow, float 'F' mode, per channel)
+    hr  (H, W, 3) float32 RGB, cropped to multiples of the scale (degrade.modcrop)
+    lr  degrade.make_lr(hr, scale): antialiased bicubic downscale (Pillow, float 'F' mode, per channel)
     bicubic baseline: srcnn_np.model.bicubic per channel; model: srcnn_np.upscale(mode="y")
     scores on the BT.601 Y channel with a `scale`-pixel border crop.
-With --stars it runs the science-fidelity evaluation instead (srcnn_np.star_eval: photutils
+With --stars it runs the science-fidelity evaluation instead (srcnn_np.eval.star_eval: photutils
 photometry and astrometry of star fields, the [science] extra).
 Torch-free: NumPy, Numba and Pillow only. reference/data.py builds training inputs with the same
-make_lr, so the model is trained on exactly the degradation it is evaluated on.
+degrade.make_lr, so the model is trained on exactly the degradation it is evaluated on.
 """
 import argparse
 import json
@@ -16,71 +16,16 @@ import sys
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
 
-from .color import luminance
-from .io.imageio import EXTENSIONS, read_image
+from ..color import luminance
+from ..weights import MODELS, SUPPORTED_SCALES, WeightsError, load_weights
+from .degrade import EXTENSIONS, bicubic_rgb, load_rgb, make_lr, modcrop
 from .metrics import psnr, ssim
-from .weights import MODELS, SUPPORTED_SCALES, WeightsError, load_weights
-
-
-def load_rgb(path) -> np.ndarray:
-    """An image file -> (H, W, 3) float32 RGB in [0, 1]; alpha dropped, gray replicated.
-
-    Raises imageio.ImageIOError (a ValueError) naming the file when it cannot be read.
-    """
-    from .model import to_float01  # here, not at the top: `srcnn-np --help` does not import Numba
-
-    pixels = to_float01(read_image(path).pixels)
-    if pixels.ndim == 2:
-        pixels = pixels[:, :, None]
-    colour = pixels[:, :, :1] if pixels.shape[2] <= 2 else pixels[:, :, :3]
-    if colour.shape[2] == 1:
-        colour = np.repeat(colour, 3, axis=2)
-    return np.ascontiguousarray(colour)
-
-
-def modcrop(image: np.ndarray, scale: int) -> np.ndarray:
-    """(H, W, ...) -> (H - H % scale, W - W % scale, ...), cropping the bottom and right edges."""
-    h, w = image.shape[0] - image.shape[0] % scale, image.shape[1] - image.shape[1] % scale
-    return image[:h, :w]
-
-
-def resize(image: np.ndarray, shape: tuple) -> np.ndarray:
-    """(H, W) or (H, W, C) float32 -> (h, w) or (h, w, C) float32, Pillow bicubic.
-
-    Pillow widens the bicubic kernel by the reduction factor when downscaling (antialiasing).
-    """
-    h, w = shape
-    a = np.asarray(image, dtype=np.float32)
-    planes = a[:, :, None] if a.ndim == 2 else a
-    out = np.stack([np.asarray(Image.fromarray(np.ascontiguousarray(planes[:, :, c]))
-                               .resize((w, h), Image.Resampling.BICUBIC), dtype=np.float32)
-                    for c in range(planes.shape[2])], axis=2)
-    return out[:, :, 0] if a.ndim == 2 else out
-
-
-def make_lr(hr: np.ndarray, scale: int) -> np.ndarray:
-    """The low-resolution input of a ground truth: (H, W[, C]) -> (H/s, W/s[, C]) float32.
-
-    H and W must be multiples of `scale` (see modcrop).
-    """
-    if hr.shape[0] % scale or hr.shape[1] % scale:
-        raise ValueError(f"ground truth shape {hr.shape[:2]} is not a multiple of scale {scale}")
-    return resize(hr, (hr.shape[0] // scale, hr.shape[1] // scale))
-
-
-def bicubic_rgb(lr: np.ndarray, scale: int) -> np.ndarray:
-    """(h, w, 3) float32 -> (s*h, s*w, 3) float32, plain bicubic per channel, clipped to [0, 1]."""
-    from .model import bicubic
-
-    up = np.stack([bicubic(lr[:, :, c], scale) for c in range(lr.shape[2])], axis=2)
-    return np.clip(up, 0.0, 1.0)
 
 
 def evaluate_image(hr: np.ndarray, kernel_weights, scale: int) -> dict:
     """Scores of one (H, W, 3) float32 ground truth: {'bicubic_psnr', 'bicubic_ssim', 'model_psnr', ...}."""
-    from .model import upscale
+    from ..model import upscale
 
     hr = modcrop(hr, scale)
     lr = make_lr(hr, scale)
@@ -152,7 +97,7 @@ def hubble_deep_field() -> np.ndarray:
         from skimage.data import hubble_deep_field as load
     except ImportError as e:
         raise ImportError("--hdf needs scikit-image: pip install scikit-image") from e
-    from .model import to_float01
+    from ..model import to_float01
 
     return luminance(to_float01(load()))
 
@@ -169,7 +114,7 @@ def finite_or_none(value):
 
 
 def run_stars(args) -> int:
-    """`evaluate --stars`: the science-fidelity suite (srcnn_np.star_eval); returns the exit status."""
+    """`evaluate --stars`: the science-fidelity suite (srcnn_np.eval.star_eval); returns the exit status."""
     try:
         from . import star_eval
 
@@ -191,7 +136,7 @@ def run(args) -> int:
     """Run the evaluation for parsed `args` (see add_arguments); returns the exit status."""
     if args.stars:
         return run_stars(args)
-    from .model import resolve_weights
+    from ..model import resolve_weights
 
     try:
         if not args.hr:

@@ -1,6 +1,6 @@
 """`python -m srcnn_np evaluate --stars`: what upscaling does to photometry and astrometry.
 
-Protocol, per field (srcnn_np.synthetic.StarField, or a real image made into one by real_field):
+Protocol, per field (srcnn_np.eval.synthetic.StarField, or a real image made into one by real_field):
 
     truth     (s*H, s*W) float64 noiseless high-resolution image
     observed  (H, W) float64 low-resolution data: the s x s block mean of the truth (flux
@@ -33,10 +33,10 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image
 
-from .model import bicubic, resolve_weights, upscale
-from .science import STRETCHES, block_mean, block_repeat, upscale_science
+from ..model import bicubic, resolve_weights, upscale
+from ..science import STRETCHES, block_mean, block_repeat, upscale_science
+from ..weights import load_weights
 from .synthetic import SNR_LEVELS, StarField, standard_star_fields
-from .weights import load_weights
 
 PHOTUTILS_HINT = 'evaluate --stars needs photutils: pip install "srcnn_np[science]"'
 APERTURE_FWHM = 1.5  # aperture radius in FWHM

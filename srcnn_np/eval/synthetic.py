@@ -12,7 +12,7 @@ Linear intensities are in units of the full display range before the stretch. Us
 and as extra fine-tuning data (reference/train.py).
 
 star_field / standard_star_fields: star fields with a known truth at two resolutions, in electrons,
-for the science-fidelity evaluation (srcnn_np.star_eval, `evaluate --stars`).
+for the science-fidelity evaluation (srcnn_np.eval.star_eval, `evaluate --stars`).
 """
 from dataclasses import dataclass
 
@@ -158,7 +158,7 @@ def synthetic_sky(height, width, seed=0, *, star_density=1 / 200, flux_min=0.05,
 
 
 # ---------------------------------------------------------------------------------------------
-# Star fields with known truth, for the science-fidelity evaluation (srcnn_np.star_eval)
+# Star fields with known truth, for the science-fidelity evaluation (srcnn_np.eval.star_eval)
 
 SNR_LEVELS = (5.0, 10.0, 30.0, 100.0, 300.0, 1000.0)
 
