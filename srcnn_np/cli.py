@@ -181,13 +181,14 @@ def run_compare(args) -> int:
     if args.max_pixels < 1:
         raise UsageError("--max-pixels must be a positive number of pixels")
     try:
-        width, height, scale = write_viewer(args.lowres, args.upscaled, args.output, hdu=args.hdu,
-                                            overwrite=args.overwrite, max_pixels=args.max_pixels)
+        c = write_viewer(args.lowres, args.upscaled, args.output, hdu=args.hdu,
+                         overwrite=args.overwrite, max_pixels=args.max_pixels)
     except ViewerError as e:
         print(f"{PROG}: error: {e}", file=sys.stderr)
         return EXIT_FAILED
     if not args.quiet:
-        print(f"{args.lowres} x{scale} bicubic | {args.upscaled} -> {args.output} ({width}x{height})")
+        print(f"{args.lowres} x{c.scale} bicubic | {args.upscaled} -> {args.output} ({c.width}x{c.height}); "
+              f"SRCNN - bicubic: RMS {c.rms:.4g}, min {c.lowest:+.4g}, max {c.highest:+.4g} ({c.units})")
     return EXIT_OK
 
 
