@@ -295,7 +295,7 @@ def test_stretch_and_interval_change_displayed_values(tmp_path, browser):
     page.browser.call("Input.dispatchMouseEvent", session=True, type="mouseMoved", x=left + 8, y=top + 8)
     text = page.browser.evaluate("document.getElementById('readout').textContent")
     assert text.startswith(f"FITS x {x + 1}, y {y + 1}: bicubic "), text
-    srcnn = float(text.split("SRCNN ")[1])
+    srcnn = float(re.search(r"\| SRCNN (\S+)", text)[1])
     assert abs(srcnn - upscaled[y, x]) <= 1e-4 * abs(upscaled[y, x]), f"readout {text!r}, pixel {upscaled[y, x]}"
     faint = [(x, y) for x, y in points if 0 < seen[("linear", "minmax", 0.1, x, y)] < 128]
     assert len(faint) >= 3, f"test image: faint points {faint}"
