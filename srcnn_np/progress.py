@@ -104,11 +104,11 @@ class JsonProgress:
         if not self.enabled:
             return
         i = self.index.get(output, -1)
-        now = time.monotonic()
-        seconds = self.stopped.get(i, now) - self.started.get(i, now)
+        seconds = None  # no file_start here: skipped, refused before its start, or run on a cluster's worker
+        if i in self.started:
+            seconds = round(self.stopped.get(i, time.monotonic()) - self.started[i], 3)
         self.fractions[i] = 1.0  # done with, for batch_fraction
-        self.emit("file_end", index=i, input=source, output=output, status=status, seconds=round(seconds, 3),
-                  message=message)
+        self.emit("file_end", index=i, input=source, output=output, status=status, seconds=seconds, message=message)
 
     def error(self, message: str) -> None:
         self.emit("error", message=message)
