@@ -417,11 +417,12 @@ def job_failure(job: Job, e: Exception) -> tuple[bool, str]:
     return False, internal_error(job.source, e)
 
 
-def run_pipelined(jobs: list[Job], kw, args, report: JsonProgress):
+def run_pipelined(jobs: list[Job], kw, args, report: JsonProgress = SILENT):
     """Yield (job, ok, line) for each job, in order, each output written on a writer thread
     while the next input is read and upscaled. At most one write is in flight (two results in
     memory). An interrupt lets that write finish (its output is complete, no temp file), then
-    propagates. --timings: each image's phases, and the batch's wall time, on stderr."""
+    propagates. --timings: each image's phases, and the batch's wall time, on stderr.
+    report: --progress json's events (see compute_job)."""
     started = time.monotonic()
     with ThreadPoolExecutor(1, thread_name_prefix="srcnn-np-writer") as writer:
         writing = None  # (job, Future of its write) in flight
@@ -471,13 +472,13 @@ def upscale_fits_job(job: Job, kw, args, report: JsonProgress = SILENT) -> tuple
     from .model import network_tiles, upscale
 
     started = time.monotonic()
-    bar = None
+    bar = Progress(1, job.source, enabled=False)  # no terminal bar: quiet_decoders silences stderr below
 
     def count_tiles(image):  # the HDU is read: its planes' tiles, before the first is upscaled
         nonlocal bar
-        planes = math.prod(image.data.shape[:-2])
-        bar = tile_progress(job, planes * network_tiles(image.data.shape[-2:], tile=args.tile, scale=args.scale,
-                                                        edges=args.edges), args, report)
+        if report.enabled:
+            tiles = network_tiles(image.data.shape[-2:], tile=args.tile, scale=args.scale, edges=args.edges)
+            bar = report.tiles(job.source, job.target, math.prod(image.data.shape[:-2]) * tiles)
 
     def upscale_plane(plane):
         return upscale(plane, kw, scale=args.scale, tile=args.tile, device=args.device, edges=args.edges,
@@ -492,7 +493,6 @@ def upscale_fits_job(job: Job, kw, args, report: JsonProgress = SILENT) -> tuple
                                   hdu=args.hdu, conserve_flux=args.conserve_flux, flux_units=args.flux_units,
                                   stretch=args.stretch, overwrite=args.overwrite, quantize_level=args.quantize_level,
                                   on_read=count_tiles)
-        bar.close()
     except ImportError as e:
         return False, f"{job.source}: {e}"
     except (FitsError, ImageIOError) as e:
