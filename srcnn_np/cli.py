@@ -569,13 +569,14 @@ def run_out_of_core(args, kw) -> int:
     client = connect_scheduler(args.scheduler) if args.scheduler else None
     started = time.monotonic()
     report.file_start(source, args.output)
+    count_tasks = (lambda tasks: report.tiles(source, args.output, tasks)) if report.enabled else None
     error = None
     try:
         shape, out_shape = upscale_file(source, args.output, kw, scale=args.scale, hdu=args.hdu,
                                         conserve_flux=args.conserve_flux, flux_units=args.flux_units,
                                         stretch=args.stretch, tile=args.tile, edges=args.edges, overwrite=args.overwrite,
                                         client=client, progress=not args.quiet and not report.enabled,
-                                        counter=(lambda tasks: report.tiles(source, args.output, tasks)) if report.enabled else None)
+                                        counter=count_tasks)
     except (DaskIOError, FitsError) as e:
         error = str(e)
     except (ValueError, TypeError) as e:  # data the network cannot take (complex, empty, ...)
