@@ -467,3 +467,15 @@ def test_blink_alternates_bicubic_and_srcnn_at_the_same_zoom(tmp_path, capsys, b
     flips = page.browser.evaluate("viewer.blink")["flips"]
     page.browser.evaluate("new Promise((done) => setTimeout(done, 700))")
     assert page.browser.evaluate("viewer.blink")["flips"] == flips
+
+
+@needs_chromium
+def test_keys_switch_views_and_leave_the_browsers_own_alone(tmp_path, capsys, browser):
+    lr, up, _ = gray_pair_with_difference(tmp_path)
+    assert run(["compare", lr, up, "-o", str(tmp_path / "view.html")], capsys)[0] == EXIT_OK
+    page = Page(browser, tmp_path / "view.html")
+    modes = []
+    for key, modifiers in [("r", 0), ("b", 0), ("s", 0), ("r", 2), ("b", 4)]:  # 2: Ctrl, 4: Meta
+        page.browser.call("Input.dispatchKeyEvent", session=True, type="keyDown", key=key, text=key, modifiers=modifiers)
+        modes.append(page.browser.evaluate("viewer.state.mode"))
+    assert modes == ["residual", "blink", "split", "split", "split"], modes
