@@ -7,6 +7,7 @@ are left).
 """
 import argparse
 import contextlib
+import math
 import os
 import signal
 import sys
@@ -19,11 +20,12 @@ from .io.formats import EXT_CHOICES, EXTENSIONS, format_of, kind_of, read_any, s
 from .io.imageio import MAX_PIXELS_DEFAULT, PNG_COMPRESSION, ImageIOError, check_regular_file, quiet_decoders
 from .errors import one_line
 from .geometry import EDGES
-from .progress import Progress
+from .progress import JsonProgress, Progress
 from .weights import MODELS, SUPPORTED_SCALES, WeightsError
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED, EXIT_TERMINATED = 0, 1, 2, 130, 143  # 128 + signal
 PROG = "srcnn-np"
+SILENT = JsonProgress(enabled=False)  # --progress bar: no events
 
 
 class UsageError(Exception):
@@ -130,6 +132,10 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--timings", action="store_true",
                     help="print each image's decode, network and encode wall times on stderr")
     up.add_argument("-q", "--quiet", action="store_true", help="no progress bar or per-file lines")
+    up.add_argument("--progress", default="bar", choices=("bar", "json"),
+                    help="bar: a progress bar on stderr when it is a terminal (default); json: events as one "
+                    "JSON object a line on stdout, instead of the bar and the per-file lines, for programs "
+                    "that run srcnn-np (fields: docs/siril.md)")
     up.set_defaults(run=run_upscale)
     add_compare_parser(sub)
     from .eval import evaluate
@@ -175,13 +181,14 @@ def run_compare(args) -> int:
     if args.max_pixels < 1:
         raise UsageError("--max-pixels must be a positive number of pixels")
     try:
-        width, height, scale = write_viewer(args.lowres, args.upscaled, args.output, hdu=args.hdu,
-                                            overwrite=args.overwrite, max_pixels=args.max_pixels)
+        c = write_viewer(args.lowres, args.upscaled, args.output, hdu=args.hdu,
+                         overwrite=args.overwrite, max_pixels=args.max_pixels)
     except ViewerError as e:
         print(f"{PROG}: error: {e}", file=sys.stderr)
         return EXIT_FAILED
     if not args.quiet:
-        print(f"{args.lowres} x{scale} bicubic | {args.upscaled} -> {args.output} ({width}x{height})")
+        print(f"{args.lowres} x{c.scale} bicubic | {args.upscaled} -> {args.output} ({c.width}x{c.height}); "
+              f"SRCNN - bicubic: RMS {c.rms:.4g}, min {c.lowest:+.4g}, max {c.highest:+.4g} ({c.units})")
     return EXIT_OK
 
 
@@ -322,7 +329,7 @@ def connect_scheduler(address: str):
         raise UsageError(f"--scheduler: {e}") from None
 
 
-def upscale_job(job: Job, kw, args) -> tuple[bool, str]:
+def upscale_job(job: Job, kw, args, report: JsonProgress = SILENT) -> tuple[bool, str]:
     """Read, upscale and write one job: (True, summary line) or (False, failure line).
 
     Runs in this process or as a task on a --scheduler cluster's worker. On a cluster a task whose
@@ -331,7 +338,7 @@ def upscale_job(job: Job, kw, args) -> tuple[bool, str]:
     """
     if args.scheduler and not args.overwrite and written_since(job.target, args.batch_started):
         return True, f"{job.source} -> {job.target} (written by an attempt on a worker that was lost)"
-    computed = compute_job(job, kw, args)
+    computed = compute_job(job, kw, args, report)
     return computed if isinstance(computed, tuple) else computed()[:2]
 
 
@@ -343,24 +350,25 @@ def written_since(path, started: float) -> bool:
         return False
 
 
-def compute_job(job: Job, kw, args):
+def compute_job(job: Job, kw, args, report: JsonProgress = SILENT):
     """Read and upscale one job. Returns its outcome (ok, line) when it is finished already (a
     failure, or a FITS job, done whole), else a function of no arguments that writes the output
     and returns (ok, line, phases): phases = {"decode": s, "network": s, "encode": s} wall times,
-    or None when the write failed."""
+    or None when the write failed. report: --progress json's events (file_start, tiles)."""
     from .model import network_tiles, upscale
 
     source_kind = kind_of(format_of(job.source) or "png")  # an unknown extension: an image, told by its bytes
     if kind_of(job.fmt) != source_kind:
         return False, f"{job.source}: FITS converts only to FITS, and images only to images (output {job.target})"
+    report.file_start(job.source, job.target)
     if job.fmt == "fits":
-        return upscale_fits_job(job, kw, args)
+        return upscale_fits_job(job, kw, args, report)
     started = time.monotonic()
     try:
         image = read_any(job.source, max_pixels=args.max_pixels)
         decoded = time.monotonic()
         tiles = network_tiles(image.pixels.shape, args.mode, args.tile, args.scale, args.edges)
-        bar = Progress(tiles, os.path.basename(job.source), enabled=False if args.quiet or tiles < 8 else None)
+        bar = tile_progress(job, tiles, args, report)
         try:
             result = upscale(image.pixels, kw, mode=args.mode, scale=args.scale, tile=args.tile,
                              device=args.device, on_tile=bar.update, edges=args.edges)
@@ -380,12 +388,22 @@ def compute_job(job: Job, kw, args):
                       threads=args.threads)
         except Exception as e:  # noqa: BLE001 - see job_failure
             return (*job_failure(job, e), None)
+        finally:
+            report.stop_clock(job.target)
         phases["encode"] = time.monotonic() - encoding
         h, w = image.pixels.shape[:2]
         return True, (f"{job.source} -> {job.target} ({w}x{h} -> {result.shape[1]}x{result.shape[0]}, "
                       f"{time.monotonic() - started:.2f} s)"), phases
 
     return write
+
+
+def tile_progress(job: Job, tiles: int, args, report: JsonProgress):
+    """What counts one job's network tiles (update(), close()): --progress json's events, or the
+    bar on a terminal (not with -q, nor for images of fewer than 8 tiles)."""
+    if report.enabled:
+        return report.tiles(job.source, job.target, tiles)
+    return Progress(tiles, os.path.basename(job.source), enabled=False if args.quiet or tiles < 8 else None)
 
 
 def job_failure(job: Job, e: Exception) -> tuple[bool, str]:
@@ -399,25 +417,28 @@ def job_failure(job: Job, e: Exception) -> tuple[bool, str]:
     return False, internal_error(job.source, e)
 
 
-def run_pipelined(jobs: list[Job], kw, args):
-    """Yield upscale_job's outcome for each job, in order, each output written on a writer thread
+def run_pipelined(jobs: list[Job], kw, args, report: JsonProgress = SILENT):
+    """Yield (job, ok, line) for each job, in order, each output written on a writer thread
     while the next input is read and upscaled. At most one write is in flight (two results in
     memory). An interrupt lets that write finish (its output is complete, no temp file), then
-    propagates. --timings: each image's phases, and the batch's wall time, on stderr."""
+    propagates. --timings: each image's phases, and the batch's wall time, on stderr.
+    report: --progress json's events (see compute_job)."""
     started = time.monotonic()
     with ThreadPoolExecutor(1, thread_name_prefix="srcnn-np-writer") as writer:
         writing = None  # (job, Future of its write) in flight
         for job in jobs:
-            computed = compute_job(job, kw, args)
+            computed = compute_job(job, kw, args, report)
+            if isinstance(computed, tuple):  # failed, or a FITS job done whole: its file_end may wait for a write
+                report.stop_clock(job.target)
             if writing is not None:
-                yield finish_write(*writing, args)
+                yield writing[0], *finish_write(*writing, args)
                 writing = None
             if isinstance(computed, tuple):
-                yield computed
+                yield job, *computed
             else:
                 writing = job, writer.submit(computed)
         if writing is not None:
-            yield finish_write(*writing, args)
+            yield writing[0], *finish_write(*writing, args)
     if args.timings and jobs:
         wall = time.monotonic() - started
         print(f"{PROG}: timings: {len(jobs)} input(s) in {wall:.2f} s wall, {wall / len(jobs):.2f} s per input",
@@ -445,21 +466,33 @@ def internal_error(source: str, e: Exception) -> str:
     return f"{source}: internal error ({type(e).__name__}: {one_line(e)}); please report it"
 
 
-def upscale_fits_job(job: Job, kw, args) -> tuple[bool, str]:
-    """upscale_job for a FITS file: science data, header and WCS through srcnn_np.io.fits_io."""
-    from .model import upscale
+def upscale_fits_job(job: Job, kw, args, report: JsonProgress = SILENT) -> tuple[bool, str]:
+    """upscale_job for a FITS file: science data, header and WCS through srcnn_np.io.fits_io.
+    report: --progress json's tile events, counted over every plane of the HDU."""
+    from .model import network_tiles, upscale
 
     started = time.monotonic()
+    bar = Progress(1, job.source, enabled=False)  # no terminal bar: quiet_decoders silences stderr below
+
+    def count_tiles(image):  # the HDU is read: its planes' tiles, before the first is upscaled
+        nonlocal bar
+        if report.enabled:
+            tiles = network_tiles(image.data.shape[-2:], tile=args.tile, scale=args.scale, edges=args.edges)
+            bar = report.tiles(job.source, job.target, math.prod(image.data.shape[:-2]) * tiles)
+
+    def upscale_plane(plane):
+        return upscale(plane, kw, scale=args.scale, tile=args.tile, device=args.device, edges=args.edges,
+                       on_tile=bar.update)
+
     try:
         from .io.fits_io import FitsError, upscale_fits
 
         check_regular_file(job.source)
         with quiet_decoders():  # astropy's warnings and log lines about a damaged file: the error line says it
-            result = upscale_fits(job.source, job.target, lambda plane: upscale(plane, kw, scale=args.scale, tile=args.tile,
-                                                                          device=args.device, edges=args.edges),
-                                  args.scale, method=method_of(args),
+            result = upscale_fits(job.source, job.target, upscale_plane, args.scale, method=method_of(args),
                                   hdu=args.hdu, conserve_flux=args.conserve_flux, flux_units=args.flux_units,
-                                  stretch=args.stretch, overwrite=args.overwrite, quantize_level=args.quantize_level)
+                                  stretch=args.stretch, overwrite=args.overwrite, quantize_level=args.quantize_level,
+                                  on_read=count_tiles)
     except ImportError as e:
         return False, f"{job.source}: {e}"
     except (FitsError, ImageIOError) as e:
@@ -472,14 +505,14 @@ def upscale_fits_job(job: Job, kw, args) -> tuple[bool, str]:
     return True, f"{job.source} -> {job.target} ({'x'.join(map(str, shape[::-1]))} FITS, {time.monotonic() - started:.2f} s)"
 
 
-def upscale_and_compare(job: Job, kw, args) -> tuple[bool, str]:
+def upscale_and_compare(job: Job, kw, args, report: JsonProgress = SILENT) -> tuple[bool, str]:
     """upscale_job, then (--compare) the before/after viewer beside its output (viewer.viewer_path)."""
     from .viewer import ViewerError, viewer_path, write_viewer
 
     html = viewer_path(job.target)
     if os.path.lexists(html) and not args.overwrite:
         return False, f"{html}: exists (use --overwrite to replace it)"
-    ok, line = upscale_job(job, kw, args)
+    ok, line = upscale_job(job, kw, args, report)
     if not ok:
         return ok, line
     try:
@@ -489,19 +522,20 @@ def upscale_and_compare(job: Job, kw, args) -> tuple[bool, str]:
     return True, f"{line}; viewer {html}"
 
 
-def run_jobs(jobs: list[Job], kw, args):
-    """Yield (ok, line) per job (see upscale_job): here in order (run_pipelined; one after the other
-    with --compare, whose viewer reads the written output), or with --scheduler on the cluster, one
-    task per job, as they finish."""
-    work = upscale_and_compare if args.compare else upscale_job
+def run_jobs(jobs: list[Job], kw, args, report: JsonProgress):
+    """Yield (job, ok, line) per job (see upscale_job): here in order (run_pipelined; one after the
+    other with --compare, whose viewer reads the written output), or with --scheduler on the
+    cluster, one task per job, as they finish (report's per-file events come from here only)."""
     if not args.scheduler:
-        yield from (map(lambda job: work(job, kw, args), jobs) if args.compare else run_pipelined(jobs, kw, args))
+        yield from (((job, *upscale_and_compare(job, kw, args, report)) for job in jobs) if args.compare
+                    else run_pipelined(jobs, kw, args, report))
         return
     from .dask import run_on_cluster
 
+    work = upscale_and_compare if args.compare else upscale_job
     with connect_scheduler(args.scheduler) as client:
         for job, outcome, error in run_on_cluster(client, work, jobs, kw, args):
-            yield outcome if error is None else (False, f"{job.source}: failed on the cluster ({error})")
+            yield (job, *outcome) if error is None else (job, False, f"{job.source}: failed on the cluster ({error})")
 
 
 def uses_zarr(args) -> bool:
@@ -526,35 +560,47 @@ def run_out_of_core(args, kw) -> int:
     if args.device != "cpu":
         raise UsageError("--device: the out-of-core .zarr path runs on the CPU (or a --scheduler cluster)")
     source = args.inputs[0]
+    report = JsonProgress(sys.stdout, enabled=args.progress == "json")
+    report.start([args.output])
     if os.path.lexists(args.output) and args.skip_existing and not args.overwrite:
+        report.file_end(source, args.output, "skipped", f"{args.output}: exists (--skip-existing)")
+        report.end(EXIT_OK, done=0, failed=0, skipped=1)
         return EXIT_OK
     client = connect_scheduler(args.scheduler) if args.scheduler else None
     started = time.monotonic()
+    report.file_start(source, args.output)
+    count_tasks = (lambda tasks: report.tiles(source, args.output, tasks)) if report.enabled else None
+    error = None
     try:
         shape, out_shape = upscale_file(source, args.output, kw, scale=args.scale, hdu=args.hdu,
                                         conserve_flux=args.conserve_flux, flux_units=args.flux_units,
                                         stretch=args.stretch, tile=args.tile, edges=args.edges, overwrite=args.overwrite,
-                                        client=client, progress=not args.quiet)
+                                        client=client, progress=not args.quiet and not report.enabled,
+                                        counter=count_tasks)
     except (DaskIOError, FitsError) as e:
-        print(f"{PROG}: error: {e}", file=sys.stderr)
-        return EXIT_FAILED
+        error = str(e)
     except (ValueError, TypeError) as e:  # data the network cannot take (complex, empty, ...)
-        print(f"{PROG}: error: {source}: {one_line(e)}", file=sys.stderr)
-        return EXIT_FAILED
+        error = f"{source}: {one_line(e)}"
     except MemoryError:
-        print(f"{PROG}: error: {source}: out of memory (try a smaller --tile)", file=sys.stderr)
-        return EXIT_FAILED
+        error = f"{source}: out of memory (try a smaller --tile)"
     except ImportError as e:
         raise UsageError(str(e)) from None
     except Exception as e:  # noqa: BLE001 - zarr or astropy tripping over a file: one line, no traceback
-        print(f"{PROG}: error: {internal_error(source, e)}", file=sys.stderr)
-        return EXIT_FAILED
+        error = internal_error(source, e)
     finally:
         if client is not None:
             client.close()
-    if not args.quiet:
-        print(f"{source} -> {args.output} ({shape[1]}x{shape[0]} -> {out_shape[1]}x{out_shape[0]}, "
-              f"{time.monotonic() - started:.2f} s)", flush=True)
+    if error is not None:
+        print(f"{PROG}: error: {error}", file=sys.stderr)
+        report.file_end(source, args.output, "failed", error)
+        report.end(EXIT_FAILED, done=0, failed=1, skipped=0)
+        return EXIT_FAILED
+    line = (f"{source} -> {args.output} ({shape[1]}x{shape[0]} -> {out_shape[1]}x{out_shape[0]}, "
+            f"{time.monotonic() - started:.2f} s)")
+    report.file_end(source, args.output, "ok", line)
+    report.end(EXIT_OK, done=1, failed=0, skipped=0)
+    if not args.quiet and not report.enabled:
+        print(line, flush=True)
     return EXIT_OK
 
 
@@ -590,43 +636,51 @@ def run_upscale(args) -> int:
     failures: list[str] = []
     jobs = plan_jobs(args, failures)
     clear_stale_temps(jobs, started, args.quiet)
-    bar = Progress(len(jobs), "upscale", enabled=False if args.quiet or len(jobs) < 2 else None)
+    report = JsonProgress(sys.stdout, enabled=args.progress == "json")
+    report.start([job.target for job in jobs])
+    for line in failures:  # inputs that name no planned job: missing, colliding, unknown extension
+        report.error(line)
+    human = not args.quiet and not report.enabled  # the bar and the per-file lines
+    bar = Progress(len(jobs), "upscale", enabled=False if not human or len(jobs) < 2 else None)
     done = skipped = 0
     todo = []
     for job in jobs:
         if os.path.lexists(job.target) and not args.overwrite:
             if args.skip_existing:
                 skipped += 1
+                report.file_end(job.source, job.target, "skipped", f"{job.target}: exists (--skip-existing)")
             else:
                 failures.append(f"{job.target}: exists (use --overwrite to replace it, or --skip-existing)")
+                report.file_end(job.source, job.target, "failed", failures[-1])
             bar.update()
         else:
             todo.append(job)
-    with contextlib.closing(run_jobs(todo, kw, args)) as outcomes:  # closed on Ctrl-C: the write in flight ends
-        for ok, line in outcomes:
+    with contextlib.closing(run_jobs(todo, kw, args, report)) as outcomes:  # closed on Ctrl-C: the write in flight ends
+        for job, ok, line in outcomes:
+            report.file_end(job.source, job.target, "ok" if ok else "failed", line)
             if not ok:
                 failures.append(line)
             else:
                 done += 1
-                if not args.quiet:
+                if human:
                     try:
                         print(line, flush=True)
                     except BrokenPipeError:  # stdout's reader left (`| head`): finish the batch silently
                         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-                        args.quiet = True
+                        args.quiet, human = True, False
             bar.update()
     bar.close()
     if args.scheduler:  # every task has ended: a temp file left now is a killed worker's
         clear_stale_temps(todo, time.time(), args.quiet)
+    code = EXIT_FAILED if failures else EXIT_OK if jobs or skipped else EXIT_USAGE
+    report.end(code, done=done, failed=len(failures), skipped=skipped)
     if len(failures) == 1 and not done and not skipped:
         print(f"{PROG}: error: {failures[0]}", file=sys.stderr)
-        return EXIT_FAILED
-    if failures:
+    elif failures:
         print(f"{PROG}: {len(failures)} input(s) failed, {done} done"
               + (f", {skipped} skipped" if skipped else "") + ":", file=sys.stderr)
         for line in failures:
             print(f"  {line}", file=sys.stderr)
-        return EXIT_FAILED
-    if not jobs and not skipped:
+    elif code == EXIT_USAGE:
         raise UsageError("no input images found")
-    return EXIT_OK
+    return code

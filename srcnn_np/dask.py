@@ -339,7 +339,7 @@ def _regular(array):
 
 
 def write_zarr(array, path, *, attrs: dict | None = None, overwrite: bool = False, client=None,
-               progress: bool = False) -> None:
+               progress: bool = False, counter=None) -> None:
     """Compute `array` chunk by chunk into a new Zarr array at `path`, atomically.
 
     The chunks are written as they are computed (only the chunks in flight are in memory), into
@@ -347,7 +347,7 @@ def write_zarr(array, path, *, attrs: dict | None = None, overwrite: bool = Fals
     files) that is renamed to `path` at the end; an existing `path` is refused unless
     overwrite=True. Temporary stores for `path` that a killed run left are removed first. attrs: JSON-able metadata stored with the array.
     client: a dask.distributed Client to compute on (its workers must reach `path`'s filesystem);
-    None computes here with threads. progress: a progress bar on stderr.
+    None computes here with threads. progress, counter: see compute.
     """
     zarr = _zarr()
     started = time.time()
@@ -367,7 +367,7 @@ def write_zarr(array, path, *, attrs: dict | None = None, overwrite: bool = Fals
         if attrs:
             target.attrs.update(attrs)
         compute(array.store(target, lock=False, compute=False), client=client, progress=progress,
-                label=os.path.basename(path))
+                label=os.path.basename(path), counter=counter)
         if os.path.lexists(path):  # overwrite: move the old one aside, then drop it
             old = tempfile.mkdtemp(dir=os.path.dirname(path), prefix=".old-")
             os.replace(path, os.path.join(old, "store"))
@@ -382,12 +382,14 @@ def write_zarr(array, path, *, attrs: dict | None = None, overwrite: bool = Fals
         raise
 
 
-def compute(collection, *, client=None, progress: bool = False, label: str = "upscale"):
+def compute(collection, *, client=None, progress: bool = False, label: str = "upscale", counter=None):
     """Compute a dask collection: on `client` (a dask.distributed Client) or here with threads.
 
     Here, dask runs one task per core (each block's kernels single-threaded), which keeps every
     core busy through reads and writes too. progress: a bar on stderr when it is a terminal
-    (srcnn_np.progress here, counting tasks; distributed's own on a cluster).
+    (srcnn_np.progress here, counting tasks; distributed's own on a cluster). counter: instead of
+    the bar here, a function (number of tasks) -> object with update() (after each task) and
+    close(), e.g. srcnn_np.progress.JsonProgress.tiles; not used on a cluster.
     Interrupted (Ctrl-C, SIGTERM), it returns only once no task runs any more here (on a cluster:
     once the tasks are cancelled), so the caller can remove what they were writing into.
     """
@@ -412,7 +414,7 @@ def compute(collection, *, client=None, progress: bool = False, label: str = "up
 
     def start(dsk):
         nonlocal bar
-        bar = Progress(len(dsk), label, enabled=None if progress else False)
+        bar = counter(len(dsk)) if counter else Progress(len(dsk), label, enabled=None if progress else False)
 
     # a pool of our own: dask's shared one would run on after an interruption, tasks writing
     # into a Zarr store that write_zarr is removing
@@ -429,7 +431,8 @@ def compute(collection, *, client=None, progress: bool = False, label: str = "up
 
 def upscale_file(source, target, weights=None, *, scale: int = 2, hdu=None, conserve_flux: bool = False,
                  flux_units: str = "surface", stretch: str = "linear", tile: int | None = None,
-                 edges: str = "replicate", overwrite: bool = False, client=None, progress: bool = False) -> tuple:
+                 edges: str = "replicate", overwrite: bool = False, client=None, progress: bool = False,
+                 counter=None) -> tuple:
     """Upscale one science plane out of core: a Zarr array or FITS image HDU in, Zarr (or FITS) out.
 
     source: a .zarr array or a FITS file (HDU `hdu`, see srcnn_np.io.fits_io.read_fits), one (H, W)
@@ -440,6 +443,7 @@ def upscale_file(source, target, weights=None, *, scale: int = 2, hdu=None, cons
     in Zarr as the attribute "fits_header" (the header's 80-character cards, one string).
     tile, edges: as for srcnn_np.upscale.
     client: a dask.distributed Client (the workers must see both paths), or None for this machine.
+    progress, counter: see compute.
     Returns (input shape, output shape). Raises DaskIOError / FitsError with one line naming the file.
     """
     from .io.fits_io import FitsError, upscaled_header, write_fits
@@ -476,9 +480,10 @@ def upscale_file(source, target, weights=None, *, scale: int = 2, hdu=None, cons
         attrs = {"srcnn_np": history}
         if new_header is not None:
             attrs["fits_header"] = new_header.tostring()
-        write_zarr(result, target, attrs=attrs, overwrite=overwrite, client=client, progress=progress)
+        write_zarr(result, target, attrs=attrs, overwrite=overwrite, client=client, progress=progress,
+                   counter=counter)
     else:
-        data = compute(result, client=client, progress=progress, label=os.path.basename(target))
+        data = compute(result, client=client, progress=progress, label=os.path.basename(target), counter=counter)
         write_fits(target, data, new_header, overwrite=overwrite)
     return array.shape, result.shape
 

@@ -7,7 +7,10 @@ fetched from anywhere, the file opens offline. In the page a slider divides the 
 left, UPSCALED right, on one canvas with one zoom and pan (down to single pixels, drawn
 nearest-neighbour; FITS data bottom-up, as ds9 shows it), and a display stretch (linear or
 asinh) over an interval (the full range, the data's min-max, or a percentile clip) that applies
-to both sides alike.
+to both sides alike. Two more modes show what the network added: the residual UPSCALED minus
+bicubic (of the luminance for RGB) on a diverging colour scale centred on zero, with its own
+stretch and symmetric limits (a percentile of |residual|), and blink, which alternates the two
+images at the same zoom.
 
 Pixels travel losslessly, as the file stores them: uint8 and uint16 images as Uint8/Uint16 arrays
 (bicubic quantised to the same bit depth, as `upscale` would write it), float data (FITS, float
@@ -34,12 +37,27 @@ from .io.imageio import quantize
 from .model import bicubic, to_float01
 
 PERCENTILE_CLIPS = (99.9, 99.5, 99.0)  # astropy PercentileInterval: (100 - p) / 2 % cut at each end
+LUMA_WEIGHTS = (0.299, 0.587, 0.114)  # BT.601: the residual of an RGB image is shown for its luminance
 STATISTICS_SAMPLES = 1_000_000  # values the intervals are computed from (evenly strided)
 JS_DTYPES = {np.dtype(np.uint8): "u8", np.dtype("<u2"): "u16", np.dtype("<f4"): "f32"}
 
 
 class ViewerError(ValueError):
     """Inputs the viewer cannot compare, or an output it cannot write; one line, naming the file."""
+
+
+@dataclass
+class Comparison:
+    """What write_viewer compared: the upscaled size, the scale, and the residual UPSCALED minus
+    bicubic over every finite sample (all channels), in `units`: its RMS, lowest and highest value."""
+
+    width: int
+    height: int
+    scale: int
+    rms: float
+    lowest: float
+    highest: float
+    units: str
 
 
 @dataclass
@@ -156,6 +174,47 @@ def display_intervals(images: list[np.ndarray], full_range: tuple[float, float] 
     return intervals
 
 
+def strided_sample(values: np.ndarray) -> np.ndarray:
+    """About STATISTICS_SAMPLES evenly strided values of a 1-D array, as float64."""
+    return values[:: max(1, values.size // STATISTICS_SAMPLES)].astype(np.float64)
+
+
+def residual_of(bicubic_pixels: np.ndarray, upscaled_pixels: np.ndarray) -> np.ndarray:
+    """UPSCALED minus bicubic, (H, W[, C]) float64 in the arrays' units (NaN where either is)."""
+    return upscaled_pixels.astype(np.float64) - bicubic_pixels.astype(np.float64)
+
+
+def residual_limits(residual: np.ndarray) -> dict:
+    """Symmetric display limits L (the residual shown over [-L, L]) of the residual as the page
+    draws it (the luminance's, LUMA_WEIGHTS, for RGB): {"maxabs": max |r|, "99.9": the 99.9th
+    percentile of |r|, ...} over the finite values (percentiles from a strided sample)."""
+    shown = residual @ np.array(LUMA_WEIGHTS) if residual.ndim == 3 else residual
+    magnitude = np.abs(shown[np.isfinite(shown)])
+    if magnitude.size == 0:
+        magnitude = np.zeros(1)
+    limits = {"maxabs": float(magnitude.max())}
+    sample = strided_sample(magnitude)
+    for p in PERCENTILE_CLIPS:
+        limits[f"{p:g}"] = float(np.percentile(sample, p))
+    return limits
+
+
+def residual_summary(residual: np.ndarray) -> tuple[float, float, float]:
+    """(RMS, lowest, highest) of the residual's finite samples (all channels); zeros if none."""
+    finite = residual[np.isfinite(residual)]
+    if finite.size == 0:
+        return 0.0, 0.0, 0.0
+    return float(np.sqrt(np.mean(finite * finite))), float(finite.min()), float(finite.max())
+
+
+def data_units(dtype: np.dtype, fits_header) -> str:
+    """What the embedded values count: integer codes, or a FITS BUNIT (else "data units")."""
+    if dtype.kind == "u":
+        return f"{8 * dtype.itemsize}-bit codes"
+    unit = str(fits_header.get("BUNIT", "")).strip() if fits_header is not None else ""
+    return unit or "data units"
+
+
 def encode_pixels(pixels: np.ndarray) -> str:
     """(H, W[, C]) uint8/uint16/float32 -> base64 of the zlib-compressed little-endian samples."""
     data = np.ascontiguousarray(pixels, dtype=pixels.dtype.newbyteorder("<"))
@@ -163,13 +222,17 @@ def encode_pixels(pixels: np.ndarray) -> str:
 
 
 def viewer_html(bicubic_pixels: np.ndarray, upscaled_pixels: np.ndarray, *, scale: int,
-                names: dict, fits_rows: bool = False) -> str:
+                names: dict, fits_rows: bool = False, units: str = "data units", residual=None) -> str:
     """The page: viewer.html with the two (H, W[, 3]) images (same shape and dtype) embedded.
 
     names: {"lowres": file name, "upscaled": file name} for the captions.
     fits_rows: the arrays are FITS data (row 0 at the bottom): shown bottom-up, as ds9 and
     astropy's imshow(origin="lower") show them, the cursor read out in FITS pixel coordinates.
+    units: what the values count, for the residual's read-out and colour bar (data_units).
+    residual: residual_of(bicubic_pixels, upscaled_pixels) when the caller has it already.
     """
+    if residual is None:
+        residual = residual_of(bicubic_pixels, upscaled_pixels)
     if fits_rows:
         bicubic_pixels, upscaled_pixels = bicubic_pixels[::-1], upscaled_pixels[::-1]
     dtype = upscaled_pixels.dtype.newbyteorder("<")
@@ -181,6 +244,8 @@ def viewer_html(bicubic_pixels: np.ndarray, upscaled_pixels: np.ndarray, *, scal
         "intervals": display_intervals([bicubic_pixels, upscaled_pixels],
                                        (0.0, float(np.iinfo(dtype).max)) if integer else None),
         "default": {"stretch": "linear", "clip": "full"} if integer else {"stretch": "asinh", "clip": "99.5"},
+        "residual_limits": residual_limits(residual), "units": units,
+        "luma": LUMA_WEIGHTS,
         "bicubic": encode_pixels(bicubic_pixels.astype(dtype)),
         "upscaled": encode_pixels(upscaled_pixels.astype(dtype)),
     }
@@ -190,12 +255,12 @@ def viewer_html(bicubic_pixels: np.ndarray, upscaled_pixels: np.ndarray, *, scal
 
 
 def write_viewer(lowres_path, upscaled_path, output, *, hdu=None, overwrite: bool = False,
-                 max_pixels: int = MAX_VIEW_PIXELS) -> tuple[int, int, int]:
+                 max_pixels: int = MAX_VIEW_PIXELS) -> Comparison:
     """Write the viewer comparing bicubic(LOWRES) with UPSCALED to `output`, atomically.
 
     hdu: LOWRES's FITS HDU (UPSCALED's first image HDU is used: the one `upscale` writes).
     max_pixels: refuse an UPSCALED of more pixels than this (embedding it makes a huge page).
-    Returns (width, height, scale) of the comparison. Raises ViewerError (one line) for an
+    Returns the Comparison (sizes, and the residual's RMS and extremes). Raises ViewerError (one line) for an
     unreadable input, mismatched shapes or kinds, a too large image, or an existing output
     without overwrite; the output is then untouched.
     """
@@ -218,9 +283,11 @@ def write_viewer(lowres_path, upscaled_path, output, *, hdu=None, overwrite: boo
         bicubic_pixels = bicubic_image(lowres, upscaled, scale)
     except ValueError as e:  # data bicubic cannot take (NaN in a float TIFF, an all-blank FITS image)
         raise ViewerError(f"{lowres_path}: {one_line(e)}") from None
+    units = data_units(upscaled.pixels.dtype, upscaled.fits_header)
+    residual = residual_of(bicubic_pixels, upscaled.pixels)
     html = viewer_html(bicubic_pixels, upscaled.pixels, scale=scale,
                        names={"lowres": os.path.basename(lowres_path), "upscaled": os.path.basename(upscaled_path)},
-                       fits_rows=lowres.fits_header is not None)
+                       fits_rows=lowres.fits_header is not None, units=units, residual=residual)
     try:
         with atomic_output(output, overwrite=overwrite, suffix=".html") as tmp:
             with open(tmp, "w", encoding="utf-8") as f:
@@ -229,4 +296,4 @@ def write_viewer(lowres_path, upscaled_path, output, *, hdu=None, overwrite: boo
         raise ViewerError(f"{output}: exists (use --overwrite to replace it)") from None
     except OSError as e:
         raise ViewerError(f"{output}: cannot write ({(e.strerror or one_line(e)).lower()})") from None
-    return width, height, scale
+    return Comparison(width, height, scale, *residual_summary(residual), units)

@@ -295,7 +295,7 @@ def test_stretch_and_interval_change_displayed_values(tmp_path, browser):
     page.browser.call("Input.dispatchMouseEvent", session=True, type="mouseMoved", x=left + 8, y=top + 8)
     text = page.browser.evaluate("document.getElementById('readout').textContent")
     assert text.startswith(f"FITS x {x + 1}, y {y + 1}: bicubic "), text
-    srcnn = float(text.split("SRCNN ")[1])
+    srcnn = float(re.search(r"\| SRCNN (\S+)", text)[1])
     assert abs(srcnn - upscaled[y, x]) <= 1e-4 * abs(upscaled[y, x]), f"readout {text!r}, pixel {upscaled[y, x]}"
     faint = [(x, y) for x, y in points if 0 < seen[("linear", "minmax", 0.1, x, y)] < 128]
     assert len(faint) >= 3, f"test image: faint points {faint}"
@@ -319,3 +319,163 @@ def test_zoom_draws_single_pixels_as_blocks(tmp_path, capsys, browser, dtype, br
                 colour = uniform_colour(page.block(x, y), f"zoom {zoom}, pixel ({x}, {y})")
                 want = (shown if checker[y, x] else 0,) * 3  # linear over the full range 0..2^bits - 1
                 assert colour == want, f"zoom {zoom}: pixel ({x}, {y}) = {checker[y, x]} shown as {colour}, want {want}"
+
+
+# ---------------------------------------------------------------------------------------------
+# What the network added: the residual view, blink, and compare's summary of the residual
+
+POSITIVE, NEGATIVE, BLANK = (255, 112, 32), (32, 144, 255), (96, 96, 96)  # viewer.html's diverging scale
+
+
+def residual_colour(r: float, limit: float, stretch: str = "linear", a: float = 0.1) -> tuple:
+    """The colour viewer.html draws residual r in: black at 0, towards POSITIVE or NEGATIVE."""
+    if np.isnan(r):
+        return BLANK
+    t = abs(r) / limit
+    if stretch == "asinh":
+        t = np.arcsinh(t / a) / np.arcsinh(1 / a)
+    t = min(1.0, t)
+    return tuple(int(math.floor(c * t + 0.5)) for c in (POSITIVE if r >= 0 else NEGATIVE))  # Math.round
+
+
+def known_difference(shape: tuple, seed: int) -> np.ndarray:
+    """A residual image of signed steps, every sign and size present: values in {-40, -13, 0, 13, 40}
+    (13 / 40 of each colour channel is no half-way case for rounding)."""
+    return np.random.default_rng(seed).choice([-40, -13, 0, 13, 40], size=shape)
+
+
+def gray_pair_with_difference(tmp_path) -> tuple[str, str, np.ndarray]:
+    """LOWRES 8x8 gray and UPSCALED = bicubic(LOWRES) + a known difference (no clipping): paths and
+    the difference (16, 16) in 8-bit codes."""
+    lowres = (sky(8, 8, seed=7) // 4 + 90).astype(np.uint8)  # 90..153: room for +-40
+    difference = known_difference((16, 16), seed=8)
+    upscaled = (naive_bicubic_u8(lowres, 2).astype(int) + difference).astype(np.uint8)
+    return save_png(tmp_path / "lr.png", lowres), save_png(tmp_path / "up.png", upscaled), difference
+
+
+def test_compare_summary_reports_the_residual(tmp_path, capsys):
+    lr, up, _ = gray_pair_with_difference(tmp_path)
+    code, out, _ = run(["compare", lr, up, "-o", str(tmp_path / "view.html")], capsys)
+    data = page_data(tmp_path / "view.html")
+    residual = data["upscaled"].astype(float) - data["bicubic"]  # what the page shows: srcnn_np's bicubic
+    rms = math.sqrt(np.mean(residual ** 2))
+    match = re.search(r"SRCNN - bicubic: RMS ([\d.e+-]+), min ([\d.e+-]+), max ([\d.e+-]+) \(8-bit codes\)$", out.strip())
+    assert code == EXIT_OK and match, out
+    printed = [float(v) for v in match.groups()]
+    want = [rms, residual.min(), residual.max()]
+    assert np.allclose(printed, want, rtol=1e-3), f"printed {printed}, want {want}"
+    assert want[1] <= -39 and want[2] >= 39  # the known steps of +-40, give or take the oracle's rounding
+    assert data["residual_limits"]["maxabs"] == np.abs(residual).max() and data["units"] == "8-bit codes"
+    np.testing.assert_allclose(data["residual_limits"]["99"], np.percentile(np.abs(residual), 99))
+
+
+@needs_chromium
+def test_residual_view_draws_signed_colours(tmp_path, capsys, browser):
+    lr, up, _ = gray_pair_with_difference(tmp_path)
+    assert run(["compare", lr, up, "-o", str(tmp_path / "view.html")], capsys)[0] == EXIT_OK
+    data = page_data(tmp_path / "view.html")
+    residual = data["upscaled"].astype(float) - data["bicubic"]
+    page = Page(browser, tmp_path / "view.html", zoom=16, cx=8, cy=8, slider=0.5, mode="residual")
+    for stretch, clip, a in [("linear", "maxabs", 0.1), ("asinh", "maxabs", 0.05), ("linear", "99", 0.1)]:
+        page.set(rstretch=stretch, rclip=clip, rsoft=a)
+        limit = data["residual_limits"][clip]
+        signs = set()
+        for y in range(16):
+            for x in range(16):
+                colour = uniform_colour(page.block(x, y), f"{stretch} {clip}: pixel ({x}, {y})")  # no divider line
+                want = residual_colour(residual[y, x], limit, stretch, a)
+                assert colour == want, f"{stretch} {clip} a={a}: residual {residual[y, x]} at ({x}, {y}) " \
+                    f"drawn {colour}, want {want}"
+                signs.add(int(np.sign(residual[y, x])))
+        assert signs == {-1, 0, 1}
+    y, x = np.argwhere(residual == residual.min())[0]  # the mouse over a negative residual: its value, in codes
+    left, top = page.corner(x, y)
+    page.browser.call("Input.dispatchMouseEvent", session=True, type="mouseMoved", x=left + 8, y=top + 8)
+    text = page.browser.evaluate("document.getElementById('readout').textContent")
+    assert text.endswith(f"SRCNN \u2212 bicubic {int(residual[y, x])} 8-bit codes"), text
+
+
+@needs_chromium
+def test_residual_view_of_fits_data_with_blanks(tmp_path, browser):
+    from astropy.io import fits
+
+    from srcnn_np.viewer import write_viewer
+
+    lowres = np.random.default_rng(9).normal(1000, 50, (8, 8)).astype(np.float32)
+    lowres[2, 3] = np.nan
+    fits.writeto(tmp_path / "lr.fits", lowres)
+    bicubic = page_data_bicubic(tmp_path, lowres)
+    difference = known_difference((16, 16), seed=10).astype(np.float32) * 2.5  # physical units
+    upscaled = bicubic + difference
+    header = fits.Header()
+    header["BUNIT"] = "ADU"
+    fits.writeto(tmp_path / "up.fits", upscaled, header)
+    comparison = write_viewer(tmp_path / "lr.fits", tmp_path / "up.fits", tmp_path / "view.html")
+    finite = difference[np.isfinite(upscaled)]
+    assert comparison.units == "ADU" and (comparison.lowest, comparison.highest) == pytest.approx((-100, 100), abs=1e-3)
+    assert comparison.rms == pytest.approx(np.sqrt(np.mean(finite.astype(float) ** 2)), rel=1e-4)
+    page = Page(browser, tmp_path / "view.html", zoom=16, cx=8, cy=8, mode="residual", rclip="maxabs")
+    for y in range(16):
+        for x in range(16):
+            colour = uniform_colour(page.block(x, 15 - y), f"FITS pixel ({x}, {y})")  # row 0 at the bottom
+            r = np.nan if np.isnan(upscaled[y, x]) else float(difference[y, x])  # exact but for float32 rounding
+            want = residual_colour(r, 100.0)
+            assert colour == want, f"FITS ({x}, {y}): residual {r} drawn {colour}, want {want}"
+    assert page.browser.evaluate("document.getElementById('legend-text').textContent") == "\u00b1100 ADU"
+
+
+def page_data_bicubic(tmp_path, lowres: np.ndarray) -> np.ndarray:
+    """The bicubic the viewer computes for a FITS LOWRES (blanks NaN over their block), float32."""
+    from astropy.io import fits
+
+    from srcnn_np.viewer import ViewImage, bicubic_image
+
+    header = fits.getheader(tmp_path / "lr.fits")
+    up = ViewImage(np.zeros((16, 16), np.float32), header)
+    return bicubic_image(ViewImage(lowres, header), up, 2)
+
+
+@needs_chromium
+def test_blink_alternates_bicubic_and_srcnn_at_the_same_zoom(tmp_path, capsys, browser):
+    lowres = np.zeros((8, 8, 3), np.uint8)
+    lowres[:, :, 0] = sky(8, 8, seed=11) // 2 + 100  # red only: bicubic
+    upscaled = np.zeros((16, 16, 3), np.uint8)
+    upscaled[:, :, 2] = sky(16, 16, seed=12) // 2 + 100  # blue only: SRCNN
+    lr, up = save_png(tmp_path / "lr.png", lowres), save_png(tmp_path / "up.png", upscaled)
+    assert run(["compare", lr, up, "-o", str(tmp_path / "view.html")], capsys)[0] == EXIT_OK
+    bicubic = naive_bicubic_u8(lowres, 2)
+    page = Page(browser, tmp_path / "view.html", zoom=16, cx=8, cy=8, stretch="linear", clip="full",
+                mode="blink", blink_ms=300)
+    seen = {}
+    for _ in range(60):
+        before = page.browser.evaluate("viewer.blink")
+        page.set()  # a screenshot
+        label = page.browser.evaluate("document.getElementById('left-label').textContent")
+        if page.browser.evaluate("viewer.blink") != before:
+            continue  # it changed while the screenshot was taken
+        for y in range(16):
+            for x in range(16):  # the whole image, no divider: the same blocks, one image or the other
+                colour = uniform_colour(page.block(x, y), f"blink {before}: pixel ({x}, {y})")
+                want = (int(bicubic[y, x, 0]), 0, 0) if before["showing"] == "bicubic" else (0, 0, int(upscaled[y, x, 2]))
+                assert colour == want, f"blink showing {before}: pixel ({x}, {y}) is {colour}, want {want}"
+        assert label.startswith("bicubic" if before["showing"] == "bicubic" else "SRCNN"), (before, label)
+        seen.setdefault(before["showing"], before["flips"])
+        if len(seen) == 2:
+            break
+    assert set(seen) == {"bicubic", "upscaled"}, f"blink showed only {seen} in 60 screenshots"
+    page.set(mode="split")  # the timer stops
+    flips = page.browser.evaluate("viewer.blink")["flips"]
+    page.browser.evaluate("new Promise((done) => setTimeout(done, 700))")
+    assert page.browser.evaluate("viewer.blink")["flips"] == flips
+
+
+@needs_chromium
+def test_keys_switch_views_and_leave_the_browsers_own_alone(tmp_path, capsys, browser):
+    lr, up, _ = gray_pair_with_difference(tmp_path)
+    assert run(["compare", lr, up, "-o", str(tmp_path / "view.html")], capsys)[0] == EXIT_OK
+    page = Page(browser, tmp_path / "view.html")
+    modes = []
+    for key, modifiers in [("r", 0), ("b", 0), ("s", 0), ("r", 2), ("b", 4)]:  # 2: Ctrl, 4: Meta
+        page.browser.call("Input.dispatchKeyEvent", session=True, type="keyDown", key=key, text=key, modifiers=modifiers)
+        modes.append(page.browser.evaluate("viewer.state.mode"))
+    assert modes == ["residual", "blink", "split", "split", "split"], modes

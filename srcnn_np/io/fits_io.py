@@ -539,12 +539,14 @@ def _image_header(header):
 
 def upscale_fits(src, dst, upscale_fn, scale: int, *, method: str, hdu=None,
                  conserve_flux: bool = False, flux_units: str = "surface",
-                 stretch: str = "linear", overwrite: bool = False, quantize_level: float = 0.0) -> FitsImage:
+                 stretch: str = "linear", overwrite: bool = False, quantize_level: float = 0.0,
+                 on_read=None) -> FitsImage:
     """Read `src`, upscale its image HDU with `upscale_science`, write `dst` with the new header.
 
     upscale_fn: (H, W) float32 in [0, 1] -> (scale*H, scale*W) float32 (see upscale_science).
     method: what did the upscaling, for the HISTORY card (e.g. "SRCNN weights srcnn_x2_astro.npz").
     dst's name chooses plain, gzip or tile-compressed FITS (see write_fits, quantize_level).
+    on_read: called with the FitsImage read, before upscaling (for progress: its data's shape).
     Returns the FitsImage written. Raises FitsError (one line, naming the file) for unreadable
     input, an all-blank image, a header that cannot be rescaled, or an existing dst.
     """
@@ -554,6 +556,8 @@ def upscale_fits(src, dst, upscale_fn, scale: int, *, method: str, hdu=None,
     if os.path.exists(dst) and not overwrite:
         raise FitsError(f"{dst}: already exists (pass overwrite=True / --overwrite to replace it)")
     image = read_fits(src, hdu)
+    if on_read is not None:
+        on_read(image)
     try:
         data = upscale_science(image.data, upscale_fn, scale, conserve_flux=conserve_flux,
                                flux_units=flux_units, stretch=stretch)
