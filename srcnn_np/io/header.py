@@ -28,7 +28,8 @@ the input (0-based pixel centre x maps to s * x + (s - 1) / 2):
 
 Refused with HeaderError (one line): lookup-table distortions (CPDISj, CQDISia, D2IMDISj) and
 -TAB coordinates, whose tables live in other HDUs that the output does not carry; a header with
-WCS keywords that astropy.wcs cannot read; and any header whose rescaled WCS does not check out
+WCS keywords that astropy.wcs cannot read (when only IRAF's WAT cards trip it, the rest is
+checked without them); and any header whose rescaled WCS does not check out
 (`check_rescaled_wcs`): every WCS astropy reads from it, primary and alternates, must map a grid of
 input pixels and the corresponding output pixels to the same world coordinates within
 MAX_WCS_ERROR_PIXELS output pixels.
@@ -54,6 +55,7 @@ WCS_FAMILY = re.compile(r"^(WCSAXES|CTYPE|CRPIX|CRVAL|CDELT|CUNIT|CROTA|CD|PC|PV
                         r"DP|DQ|D2IM)(\d*(?:_\d+)?)([A-Z]?)$")
 SIP_FAMILY = re.compile(r"^(A|B|AP|BP)_(ORDER|DMAX|\d+_\d+)$")
 DSS_FAMILY = re.compile(r"^(CNPIX|PPO|AMDX|AMDY|PLTRA|PLTDEC|XPIXELSZ|YPIXELSZ)")
+WAT_KEY = re.compile(r"^WAT\d_\d{3}$")  # IRAF's world attribute cards (TNX, ZPX distortions)
 MAX_WCS_ERROR_PIXELS = 1e-3  # output pixels
 GRID_POINTS = 7  # per image axis
 
@@ -260,6 +262,25 @@ def _wcs_of(header, alt: str):
         return wcs.WCS(header, key=alt or " ", relax=True)
 
 
+def _wcs_pair(header_in, header_out, alt: str):
+    """(input WCS, output WCS) with suffix `alt`. When wcslib cannot parse IRAF's WAT cards (TNX,
+    ZPX), both are read without them: those corrections act on intermediate world coordinates,
+    which rescaling leaves unchanged, so the pixel-dependent part is what is checked."""
+    try:
+        return _wcs_of(header_in, alt), _wcs_of(header_out, alt)
+    except Exception:  # noqa: BLE001 - retried without the WAT cards below, or raised again
+        wat = [k for k in header_in.keys() if WAT_KEY.match(k)]
+        if not wat:
+            raise
+    without_wat = []
+    for header in (header_in, header_out):
+        header = header.copy()
+        for key in wat:
+            header.remove(key, ignore_missing=True, remove_all=True)
+        without_wat.append(_wcs_of(header, alt))
+    return tuple(without_wat)
+
+
 def _pixel_grid(image_size, naxis: int, naxes: list) -> np.ndarray:
     """(GRID_POINTS**2, naxis) 0-based pixel positions spanning the image; other axes alternately
     at their first and last pixel."""
@@ -323,7 +344,7 @@ def check_rescaled_wcs(header_in, header_out, scale: int, image_size=None) -> No
             continue
         name = f"WCS {alt}" if alt else "WCS"
         try:
-            wcs_in, wcs_out = _wcs_of(header_in, alt), _wcs_of(header_out, alt)
+            wcs_in, wcs_out = _wcs_pair(header_in, header_out, alt)
         except Exception as e:  # noqa: BLE001 - whatever wcslib refuses: the file is refused
             reason = " ".join(str(e).split())[:120] or type(e).__name__
             raise HeaderError(f"astropy.wcs cannot read the {name} ({', '.join(families)}): {reason}; "
