@@ -284,8 +284,10 @@ def astropy_images() -> list:
                 continue
             path = os.path.join(folder, name)
             try:
-                with warnings.catch_warnings(), fits.open(path) as hdul:
+                with warnings.catch_warnings():
                     warnings.simplefilter("ignore")
+                    hdul = fits.open(path)
+                with hdul:
                     image = next((h for h in hdul if isinstance(h, (fits.PrimaryHDU, fits.ImageHDU, fits.CompImageHDU))
                                   and h.header.get("NAXIS", 0) >= 2), None)
                     if image is not None and any(k.startswith(("CTYPE", "CD1_", "PLTRAH")) for k in image.header):
@@ -331,15 +333,16 @@ def test_astropy_shipped_file_keeps_the_sky_or_is_refused(tmp_path, capsys, name
 
 
 CAMERA = [("FOCALLEN", 1000.0), ("XPIXSZ", 7.52), ("YPIXSZ", 7.52), ("XBINNING", 2), ("YBINNING", 2),
-          ("CCDSUM", "2 2"), ("PIXSIZE1", 3.76), ("PIXSIZE2", 3.76), ("PIXSIZE", 3.76), ("PIXSCALE", 1.5511), ("SECPIX", 1.5511), ("SECPIX1", 1.5511), ("SECPIX2", 1.5511),
+          ("CCDSUM", "2 2"), ("PIXSIZE1", 3.76), ("PIXSIZE2", 3.76), ("PIXSIZE", 3.76), ("XPIXELSZ", 7.52),
+          ("YPIXELSZ", 7.52), ("PIXSCALE", 1.5511), ("SECPIX", 1.5511), ("SECPIX1", 1.5511), ("SECPIX2", 1.5511),
           ("PIXSCAL1", 1.5511), ("PIXSCAL2", 1.5511), ("SCALE", 1.5511)]
 
 
 @pytest.mark.parametrize("scale", [2, 3, 4])
 def test_camera_keywords_give_a_plate_solver_the_output_scale(tmp_path, capsys, scale):
     """Pixel sizes (binning included) and pixel scales are divided by s; focal length and binning
-    stay, and a HISTORY card says what was divided (XPIXELSZ/YPIXELSZ, the DSS pixel size: see the
-    DSS tests; beside a WCS without a DSS plate solution they make astropy.wcs fail). The scale a solver derives from FOCALLEN and
+    stay, and a HISTORY card says what was divided. (XPIXELSZ/YPIXELSZ without a DSS plate solution
+    make astropy.wcs fail on the input as on the output; the WCS is checked without them.) The scale a solver derives from FOCALLEN and
     XPIXSZ (206.265 * um / mm arcsec per pixel) is then the output's WCS scale."""
     arcsec_per_pixel = 206.265 * 7.52 / 1000.0
     cards = TAN + [("CDELT1", -arcsec_per_pixel / 3600), ("CDELT2", arcsec_per_pixel / 3600)] + CAMERA
@@ -347,7 +350,7 @@ def test_camera_keywords_give_a_plate_solver_the_output_scale(tmp_path, capsys, 
     code, err = upscale_cli(tmp_path / "in.fits", tmp_path / "out.fits", scale, capsys)
     assert code == EXIT_OK, err
     h_out = fits.getheader(tmp_path / "out.fits")
-    for key in ("XPIXSZ", "YPIXSZ", "PIXSIZE1", "PIXSIZE2", "PIXSIZE", "PIXSCALE",
+    for key in ("XPIXSZ", "YPIXSZ", "PIXSIZE1", "PIXSIZE2", "PIXSIZE", "XPIXELSZ", "YPIXELSZ", "PIXSCALE",
                 "SECPIX", "SECPIX1", "SECPIX2", "PIXSCAL1", "PIXSCAL2", "SCALE"):
         assert h_out[key] == pytest.approx(h_in[key] / scale, rel=1e-12), (key, h_in[key], h_out[key])
     for key in ("FOCALLEN", "XBINNING", "YBINNING", "CCDSUM"):
@@ -357,7 +360,7 @@ def test_camera_keywords_give_a_plate_solver_the_output_scale(tmp_path, capsys, 
     assert solver_scale == pytest.approx(wcs_scale, rel=1e-9), (solver_scale, wcs_scale)
     history = "".join(str(v) for v in h_out["HISTORY"])
     divided = ("PIXSCALE, PIXSCAL1, PIXSCAL2, SECPIX, SECPIX1, SECPIX2, SCALE, XPIXSZ, YPIXSZ, PIXSIZE, "
-               f"PIXSIZE1, PIXSIZE2 divided by {scale}")
+               f"PIXSIZE1, PIXSIZE2, XPIXELSZ, YPIXELSZ divided by {scale}")
     assert divided in history, history
 
 
@@ -412,3 +415,21 @@ def test_xisf_with_a_wcs_that_cannot_be_rescaled_is_refused_in_one_line(tmp_path
     lines = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
     assert code != EXIT_OK and len(lines) == 1 and word in lines[0], (code, lines)
     assert sorted(os.listdir(tmp_path)) == ["in.xisf"], os.listdir(tmp_path)
+
+
+# ---------------------------------------------------------------- out of core (Dask)
+
+
+def test_dask_out_of_core_rescales_and_checks_the_header(tmp_path):
+    pytest.importorskip("dask")
+    from srcnn_np.dask import DaskIOError, upscale_file
+
+    h_in = write_image(tmp_path / "in.fits", DSS + TAN + CD)
+    upscale_file(tmp_path / "in.fits", tmp_path / "out.fits", scale=2)
+    error = sky_error(h_in, fits.getheader(tmp_path / "out.fits"), 2)
+    assert error < TOLERANCE, f"dask x2: {error:.3g} output pixels off"
+    write_image(tmp_path / "bad.fits", REFUSED["distortion lookup table (CPDISj, DPj)"][0])
+    with pytest.raises(DaskIOError, match="CPDIS1") as e:
+        upscale_file(tmp_path / "bad.fits", tmp_path / "bad_x2.fits", scale=2)
+    assert "\n" not in str(e.value) and not (tmp_path / "bad_x2.fits").exists()
+    assert sorted(os.listdir(tmp_path)) == ["bad.fits", "in.fits", "out.fits"], os.listdir(tmp_path)

@@ -28,8 +28,8 @@ the input (0-based pixel centre x maps to s * x + (s - 1) / 2):
 
 Refused with HeaderError (one line): lookup-table distortions (CPDISj, CQDISia, D2IMDISj) and
 -TAB coordinates, whose tables live in other HDUs that the output does not carry; a header with
-WCS keywords that astropy.wcs cannot read (when only IRAF's WAT cards trip it, the rest is
-checked without them); and any header whose rescaled WCS does not check out
+WCS keywords that astropy.wcs cannot read (when only IRAF's WAT cards or stray DSS cards trip
+it, the rest is checked without them; a header with no WCS passes as it is); and any header whose rescaled WCS does not check out
 (`check_rescaled_wcs`): every WCS astropy reads from it, primary and alternates, must map a grid of
 input pixels and the corresponding output pixels to the same world coordinates within
 MAX_WCS_ERROR_PIXELS output pixels.
@@ -55,6 +55,7 @@ WCS_FAMILY = re.compile(r"^(WCSAXES|CTYPE|CRPIX|CRVAL|CDELT|CUNIT|CROTA|CD|PC|PV
                         r"DP|DQ|D2IM)(\d*(?:_\d+)?)([A-Z]?)$")
 SIP_FAMILY = re.compile(r"^(A|B|AP|BP)_(ORDER|DMAX|\d+_\d+)$")
 DSS_FAMILY = re.compile(r"^(CNPIX|PPO|AMDX|AMDY|PLTRA|PLTDEC|XPIXELSZ|YPIXELSZ)")
+DSS_REQUIRED = ("PLTRAH", "PLTDECD", "PPO3", "PPO6", "AMDX1", "AMDY1", "CNPIX1", "CNPIX2", "XPIXELSZ", "YPIXELSZ")
 WAT_KEY = re.compile(r"^WAT\d_\d{3}$")  # IRAF's world attribute cards (TNX, ZPX distortions)
 MAX_WCS_ERROR_PIXELS = 1e-3  # output pixels
 GRID_POINTS = 7  # per image axis
@@ -239,13 +240,14 @@ def upscaled_header(header, scale: int, history: str, image_size=None):
 
 def wcs_keywords(header, alt: str = "") -> list:
     """The WCS keyword families of `header` for suffix `alt` ('CDi_j', 'CRPIXj', 'A_p_q', ...), in
-    header order; SIP and DSS cards are counted with the primary WCS (IRAF's LTV/LTM are not WCS)."""
+    header order; SIP and DSS plate solution cards are counted with the primary WCS (IRAF's LTV/LTM
+    are not WCS)."""
     families = []
     for key in header.keys():
         m = WCS_FAMILY.match(key)
         if m is not None and m.group(3) == alt and m.group(2):
             family = m.group(1) + re.sub(r"\d+", "n", m.group(2)) + alt
-        elif not alt and (SIP_FAMILY.match(key) or DSS_FAMILY.match(key)):
+        elif not alt and (SIP_FAMILY.match(key) or DSS_FAMILY.match(key) and _is_dss(header)):
             family = re.sub(r"\d+", "n", key)
         else:
             continue
@@ -262,23 +264,30 @@ def _wcs_of(header, alt: str):
         return wcs.WCS(header, key=alt or " ", relax=True)
 
 
+def _is_dss(header) -> bool:
+    """True for a complete DSS plate solution (a lone XPIXELSZ is a camera's pixel size)."""
+    return all(key in header for key in DSS_REQUIRED)
+
+
 def _wcs_pair(header_in, header_out, alt: str):
-    """(input WCS, output WCS) with suffix `alt`. When wcslib cannot parse IRAF's WAT cards (TNX,
-    ZPX), both are read without them: those corrections act on intermediate world coordinates,
-    which rescaling leaves unchanged, so the pixel-dependent part is what is checked."""
+    """(input WCS, output WCS) with suffix `alt`. When wcslib cannot parse the headers as they
+    are, they are read again without IRAF's WAT cards (TNX, ZPX: corrections on intermediate world
+    coordinates, which rescaling leaves unchanged) and without DSS cards that are not a complete
+    plate solution (wcslib takes a lone XPIXELSZ for one), so that the rest is checked."""
     try:
         return _wcs_of(header_in, alt), _wcs_of(header_out, alt)
-    except Exception:  # noqa: BLE001 - retried without the WAT cards below, or raised again
-        wat = [k for k in header_in.keys() if WAT_KEY.match(k)]
-        if not wat:
+    except Exception:  # noqa: BLE001 - retried without those cards below, or raised again
+        set_aside = [k for k in header_in.keys() if WAT_KEY.match(k)
+                     or (DSS_FAMILY.match(k) and not _is_dss(header_in))]
+        if not set_aside:
             raise
-    without_wat = []
+    without = []
     for header in (header_in, header_out):
         header = header.copy()
-        for key in wat:
+        for key in set_aside:
             header.remove(key, ignore_missing=True, remove_all=True)
-        without_wat.append(_wcs_of(header, alt))
-    return tuple(without_wat)
+        without.append(_wcs_of(header, alt))
+    return tuple(without)
 
 
 def _pixel_grid(image_size, naxis: int, naxes: list) -> np.ndarray:
