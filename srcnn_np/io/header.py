@@ -138,7 +138,7 @@ def _rescale_linear_wcs(hdr, scale: int, alt: str) -> None:
         return
     for i in IMAGE_AXES:
         key = f"CDELT{i}{alt}"
-        if key in hdr or not has_cd:
+        if key in hdr or pc or not has_cd:  # CDELT defaults to 1 beside PC, is ignored beside CD alone
             hdr[key] = float(hdr.get(key, 1.0)) / scale
 
 
