@@ -341,9 +341,10 @@ CAMERA = [("FOCALLEN", 1000.0), ("XPIXSZ", 7.52), ("YPIXSZ", 7.52), ("XBINNING",
 @pytest.mark.parametrize("scale", [2, 3, 4])
 def test_camera_keywords_give_a_plate_solver_the_output_scale(tmp_path, capsys, scale):
     """Pixel sizes (binning included) and pixel scales are divided by s; focal length and binning
-    stay, and a HISTORY card says what was divided. (XPIXELSZ/YPIXELSZ without a DSS plate solution
-    make astropy.wcs fail on the input as on the output; the WCS is checked without them.) The scale a solver derives from FOCALLEN and
-    XPIXSZ (206.265 * um / mm arcsec per pixel) is then the output's WCS scale."""
+    stay, and a HISTORY card says what was divided. The scale a solver derives from FOCALLEN and
+    XPIXSZ (206.265 * um / mm arcsec per pixel) is then the output's WCS scale. (XPIXELSZ/YPIXELSZ
+    without a DSS plate solution make astropy.wcs fail on the input as on the output; the WCS is
+    checked without them.)"""
     arcsec_per_pixel = 206.265 * 7.52 / 1000.0
     cards = TAN + [("CDELT1", -arcsec_per_pixel / 3600), ("CDELT2", arcsec_per_pixel / 3600)] + CAMERA
     h_in = write_image(tmp_path / "in.fits", cards)

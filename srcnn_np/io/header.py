@@ -29,8 +29,8 @@ the input (0-based pixel centre x maps to s * x + (s - 1) / 2):
 Refused with HeaderError (one line): lookup-table distortions (CPDISj, CQDISia, D2IMDISj) and
 -TAB coordinates, whose tables live in other HDUs that the output does not carry; a header with
 WCS keywords that astropy.wcs cannot read (when only IRAF's WAT cards or stray DSS cards trip
-it, the rest is checked without them; a header with no WCS passes as it is); and any header whose rescaled WCS does not check out
-(`check_rescaled_wcs`): every WCS astropy reads from it, primary and alternates, must map a grid of
+it, the rest is checked without them; a header with no WCS passes as it is); and any header
+whose rescaled WCS does not check out (`check_rescaled_wcs`): every WCS astropy reads from it, primary and alternates, must map a grid of
 input pixels and the corresponding output pixels to the same world coordinates within
 MAX_WCS_ERROR_PIXELS output pixels.
 """
