@@ -30,9 +30,9 @@ Refused with HeaderError (one line): lookup-table distortions (CPDISj, CQDISia, 
 -TAB coordinates, whose tables live in other HDUs that the output does not carry; a header with
 WCS keywords that astropy.wcs cannot read (when only IRAF's WAT cards or stray DSS cards trip
 it, the rest is checked without them; a header with no WCS passes as it is); and any header
-whose rescaled WCS does not check out (`check_rescaled_wcs`): every WCS astropy reads from it, primary and alternates, must map a grid of
-input pixels and the corresponding output pixels to the same world coordinates within
-MAX_WCS_ERROR_PIXELS output pixels.
+whose rescaled WCS does not check out (`check_rescaled_wcs`): every WCS astropy reads from it,
+primary and alternates, must map a grid of input pixels and the corresponding output pixels to
+the same world coordinates within MAX_WCS_ERROR_PIXELS output pixels.
 """
 import re
 import warnings
