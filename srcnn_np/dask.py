@@ -439,14 +439,15 @@ def upscale_file(source, target, weights=None, *, scale: int = 2, hdu=None, cons
         plane in physical units. target: a .zarr path (written chunk by chunk, never holding the
         image) or a .fits path (the result is gathered in memory: for sizes that fit).
     The data go through `upscale_science` (global finite range, blanks NaN, optional flux
-    conservation); a FITS source's header is rescaled (srcnn_np.io.fits_io.upscaled_header) and kept,
+    conservation); a FITS source's header is rescaled and checked (srcnn_np.io.header.upscaled_header) and kept,
     in Zarr as the attribute "fits_header" (the header's 80-character cards, one string).
     tile, edges: as for srcnn_np.upscale.
     client: a dask.distributed Client (the workers must see both paths), or None for this machine.
     progress, counter: see compute.
     Returns (input shape, output shape). Raises DaskIOError / FitsError with one line naming the file.
     """
-    from .io.fits_io import FitsError, upscaled_header, write_fits
+    from .io.fits_io import write_fits
+    from .io.header import HeaderError, upscaled_header
     from .io.formats import format_of
 
     source, target = os.fspath(source), os.fspath(target)
@@ -473,8 +474,8 @@ def upscale_file(source, target, weights=None, *, scale: int = 2, hdu=None, cons
     new_header = None
     if header is not None:
         try:
-            new_header = upscaled_header(header, kw.scale, history)
-        except FitsError as e:
+            new_header = upscaled_header(header, kw.scale, history, image_size=array.shape[::-1])
+        except HeaderError as e:
             raise DaskIOError(f"{source}: {e}") from None
     if is_zarr(target):
         attrs = {"srcnn_np": history}

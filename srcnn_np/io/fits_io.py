@@ -12,22 +12,9 @@ BITPIX, NAXIS <= 999, every NAXISn present, no more data claimed than the file h
 bzip2, xz and zip files on their decompressed stream, at most 4 GiB), and anything astropy still
 raises becomes a one-line FitsError; astropy's warnings are silenced while reading.
 
-Header (`upscaled_header`), for scale s, pixel axes 1 and 2 only (a cube's axis 3 and its
-spectral WCS are untouched):
-- every card is carried over; NAXIS1/NAXIS2 are multiplied by s; a HISTORY card is added.
-- the WCS, primary and every alternate (suffix A-Z), so that each output pixel centre maps to the
-  sky position of the same point in the input: CRPIXj' = s * (CRPIXj - 0.5) + 0.5;
-  a CD matrix has its columns 1 and 2 divided by s; otherwise CDELT1/CDELT2 are divided by s
-  (written as 1/s when absent) and PC / CROTA2 are unchanged, unless the PC matrix couples axes
-  1-2 with other axes, in which case PC columns 1 and 2 are divided instead.
-- SIP distortion is rescaled exactly: A_p_q, B_p_q, AP_p_q, BP_p_q times s**(1 - p - q),
-  A_DMAX/B_DMAX times s. TPV/PV terms act on intermediate world coordinates and are unchanged.
-  Lookup-table distortions (CPDISn, D2IMDISn) cannot be rescaled here: FitsError.
-- IRAF physical coordinates: LTVi' = s * (LTVi - 0.5) + 0.5 and LTMi_j times s; DATASEC, TRIMSEC
-  and BIASSEC are rescaled to cover the same pixels; CCDSEC/DETSEC (detector coordinates) stay.
-- pixel-scale conveniences PIXSCALE, PIXSCAL1/2, SECPIX, SECPIX1/2 (arcsec/pixel) are divided by s.
-- BSCALE, BZERO, BLANK, DATAMIN, DATAMAX, CHECKSUM and DATASUM are removed: they describe the
-  old integer encoding or the old data.
+Header: srcnn_np.io.header.upscaled_header rescales NAXISn, every WCS convention, pixel scale and
+camera keywords, and checks the result against the input's WCS (docs/wcs.md); a header it
+refuses refuses the file, before anything is written.
 The written file is one primary HDU holding the upscaled image and the header of the HDU it came
 from (for an extension, the primary header's cards are not merged in); a `.fits.gz` name is
 gzipped, a `.fits.fz` / `.fz` name tile-compressed (an empty primary HDU, then the image in a
@@ -49,20 +36,11 @@ from dataclasses import dataclass
 import numpy as np
 
 from .atomic import OutputExistsError, atomic_output
+from .header import ASTROPY_HINT, HeaderError, upscaled_header
 from ..errors import one_line
 from .imageio import ImageIOError, check_regular_file, quiet_decoders
 from ..science import BlankImageError, upscale_science
 
-ASTROPY_HINT = 'FITS support needs astropy: pip install "srcnn_np[fits]"'
-ALT_SUFFIXES = [""] + [chr(c) for c in range(ord("A"), ord("Z") + 1)]
-IMAGE_AXES = (1, 2)
-DROPPED_KEYS = ("BSCALE", "BZERO", "BLANK", "DATAMIN", "DATAMAX", "CHECKSUM", "DATASUM")
-PIXEL_SCALE_KEYS = ("PIXSCALE", "PIXSCAL1", "PIXSCAL2", "SECPIX", "SECPIX1", "SECPIX2")
-SECTION_KEYS = ("DATASEC", "TRIMSEC", "BIASSEC")
-LOOKUP_DISTORTION_KEYS = ("CPDIS1", "CPDIS2", "D2IMDIS1", "D2IMDIS2", "D2IMFILE")
-SIP_PREFIXES = ("A", "B", "AP", "BP")
-SIP_KEY = re.compile(r"^(A|B|AP|BP)_(\d+)_(\d+)$")
-SECTION = re.compile(r"^\s*\[\s*(\d+)\s*:\s*(\d+)\s*,\s*(\d+)\s*:\s*(\d+)\s*\]\s*$")
 
 DEFAULT_QUANTIZE_LEVEL = 16.0  # astropy CompImageHDU's default quantize_level (fpack's is 4)
 SUBTRACTIVE_DITHER_1 = 1  # astropy's quantize_method code; fpack's default (astropy's own is no dithering)
@@ -366,119 +344,6 @@ def _is_true(value) -> bool:
     return value is not None and value.split(b"/", 1)[0].strip() == b"T"
 
 
-def _scale_section(value: str, scale: int):
-    """'[x1:x2,y1:y2]' in input pixels -> the same region in output pixels, or None."""
-    m = SECTION.match(str(value))
-    if m is None:
-        return None
-
-    def span(a, b):
-        lo, hi = (a, b) if a <= b else (b, a)
-        lo, hi = scale * (lo - 1) + 1, scale * hi
-        return (lo, hi) if a <= b else (hi, lo)
-
-    x1, x2, y1, y2 = (int(g) for g in m.groups())
-    (x1, x2), (y1, y2) = span(x1, x2), span(y1, y2)
-    return f"[{x1}:{x2},{y1}:{y2}]"
-
-
-def _axis_count(header) -> int:
-    return max(int(header.get("NAXIS", 2)), int(header.get("WCSAXES", 0)), 2)
-
-
-def _rescale_linear_wcs(hdr, scale: int, alt: str) -> None:
-    """Rescale the linear part (CRPIX, CD or CDELT/PC) of the WCS with suffix `alt` in place."""
-    n = _axis_count(hdr)
-    keys = [f"{k}{i}{alt}" for k in ("CTYPE", "CRPIX", "CRVAL", "CDELT", "CUNIT") for i in IMAGE_AXES]
-    cd_keys = [f"CD{i}_{j}{alt}" for i in range(1, n + 1) for j in range(1, n + 1)]
-    pc_keys = [f"PC{i}_{j}{alt}" for i in range(1, n + 1) for j in range(1, n + 1)]
-    has_cd = any(k in hdr for k in cd_keys)
-    if not (has_cd or any(k in hdr for k in keys + pc_keys)):
-        return  # no WCS with this suffix
-    for j in IMAGE_AXES:
-        hdr[f"CRPIX{j}{alt}"] = scale * (float(hdr.get(f"CRPIX{j}{alt}", 0.0)) - 0.5) + 0.5
-    if has_cd:
-        for i in range(1, n + 1):
-            for j in IMAGE_AXES:
-                if f"CD{i}_{j}{alt}" in hdr:
-                    hdr[f"CD{i}_{j}{alt}"] = float(hdr[f"CD{i}_{j}{alt}"]) / scale
-        return
-    coupled = any(float(hdr.get(f"PC{i}_{j}{alt}", 0.0)) != 0.0
-                  for i in range(1, n + 1) for j in range(1, n + 1)
-                  if (i in IMAGE_AXES) != (j in IMAGE_AXES))
-    if coupled:
-        for i in range(1, n + 1):
-            for j in IMAGE_AXES:
-                pc = f"PC{i}_{j}{alt}"
-                value = float(hdr.get(pc, 1.0 if i == j else 0.0))
-                if value != 0.0:
-                    hdr[pc] = value / scale
-        return
-    for i in IMAGE_AXES:
-        hdr[f"CDELT{i}{alt}"] = float(hdr.get(f"CDELT{i}{alt}", 1.0)) / scale
-
-
-def _rescale_sip(hdr, scale: int) -> None:
-    """SIP polynomials act on pixel offsets u = p - CRPIX: A_p_q' = A_p_q * s**(1 - p - q)."""
-    for key in list(hdr.keys()):
-        m = SIP_KEY.match(key)
-        if m and f"{m.group(1)}_ORDER" in hdr:
-            p, q = int(m.group(2)), int(m.group(3))
-            hdr[key] = float(hdr[key]) * float(scale) ** (1 - p - q)
-    for key in ("A_DMAX", "B_DMAX"):
-        if key in hdr:
-            hdr[key] = float(hdr[key]) * scale
-
-
-def _rescale_iraf_physical(hdr, scale: int) -> None:
-    """image = LTM . physical + LTV; the new image pixel is s * (image - 0.5) + 0.5."""
-    if not any(k.startswith(("LTV", "LTM")) for k in hdr):
-        return
-    for i in IMAGE_AXES:
-        hdr[f"LTV{i}"] = scale * (float(hdr.get(f"LTV{i}", 0.0)) - 0.5) + 0.5
-        for j in IMAGE_AXES:
-            key = f"LTM{i}_{j}"
-            value = float(hdr.get(key, 1.0 if i == j else 0.0))
-            if value != 0.0:
-                hdr[key] = value * scale
-
-
-def upscaled_header(header, scale: int, history: str):
-    """A copy of `header` describing the image upscaled by `scale` along axes 1 and 2.
-
-    See the module docstring for every card touched. `history` is added as HISTORY card(s).
-    Raises FitsError for a lookup-table distortion that cannot be rescaled.
-    """
-    _astropy_fits()
-    hdr = header.copy()
-    present = [k for k in LOOKUP_DISTORTION_KEYS if k in hdr]
-    if present:
-        raise FitsError(f"lookup-table distortion ({', '.join(present)}) cannot be rescaled; "
-                        "remove those cards to upscale this image")
-    for i in IMAGE_AXES:
-        if f"NAXIS{i}" in hdr:
-            hdr[f"NAXIS{i}"] = int(hdr[f"NAXIS{i}"]) * scale
-    for alt in ALT_SUFFIXES:
-        _rescale_linear_wcs(hdr, scale, alt)
-    if any(f"{p}_ORDER" in hdr for p in SIP_PREFIXES):
-        _rescale_sip(hdr, scale)
-    _rescale_iraf_physical(hdr, scale)
-    for key in SECTION_KEYS:
-        if key in hdr:
-            scaled = _scale_section(hdr[key], scale)
-            if scaled is None:
-                del hdr[key]  # unparseable: better absent than wrong
-            else:
-                hdr[key] = scaled
-    for key in PIXEL_SCALE_KEYS:
-        if key in hdr:
-            hdr[key] = float(hdr[key]) / scale
-    for key in DROPPED_KEYS:
-        hdr.remove(key, ignore_missing=True, remove_all=True)
-    hdr.add_history(history)
-    return hdr
-
-
 def write_fits(path, data: np.ndarray, header=None, overwrite: bool = False, quantize_level: float = 0.0) -> None:
     """Write `data` ((H, W) or (..., H, W)) as the image of a new FITS file, atomically.
 
@@ -568,8 +433,8 @@ def upscale_fits(src, dst, upscale_fn, scale: int, *, method: str, hdu=None,
                f"({image.hdu_name}) of {os.path.basename(os.fspath(src))}; {stretch} stretch of "
                f"each plane's finite range; {flux}; flux units {flux_units}; blank pixels NaN")
     try:
-        header = upscaled_header(image.header, scale, history)
-    except FitsError as e:
-        raise FitsError(f"{src}: {e}") from None
+        header = upscaled_header(image.header, scale, history, image_size=(image.data.shape[-1], image.data.shape[-2]))
+    except HeaderError as e:
+        raise FitsError(f"{src}: HDU {image.hdu_index} ({image.hdu_name}): {e}") from None
     write_fits(dst, data, header, overwrite=overwrite, quantize_level=quantize_level)
     return FitsImage(data=data, header=header, hdu_name="PRIMARY", hdu_index=0)

@@ -129,4 +129,5 @@ def upscaled_metadata(image: LoadedImage, scale: int, history: str):
         return None
     from .xisf import upscaled_metadata as upscaled_xisf_metadata
 
-    return upscaled_xisf_metadata(image.metadata, scale, history)
+    height, width = image.pixels.shape[:2]
+    return upscaled_xisf_metadata(image.metadata, scale, history, image_size=(width, height))

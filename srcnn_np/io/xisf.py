@@ -11,9 +11,12 @@ writes gray and RGB only).
 
 Metadata (`XisfMetadata`): the image's FITSKeyword elements (value text as in the file, quotes
 included) and its XISF properties (as the xisf package parses them). On upscaling
-(`upscaled_metadata`) the keywords go through srcnn_np.io.fits_io.upscaled_header, so NAXISn,
-the WCS (CRPIX, CD/CDELT/PC, SIP, alternates), pixel scales and sections are rescaled exactly as
-for a FITS file. PixInsight's astrometric solution properties are rescaled to match:
+(`upscaled_metadata`) the keywords go through srcnn_np.io.header.upscaled_header, so NAXISn,
+the WCS (every convention, alternates), pixel scales, camera pixel sizes and sections are rescaled
+and checked exactly as for a FITS file (docs/wcs.md). The sensor's pixel size properties
+Instrument:Sensor:XPixelSize/YPixelSize (microns, binning included) are divided by s, as
+XPIXSZ/YPIXSZ are; Instrument:Camera:XBinning/YBinning stay (the camera's readout).
+PixInsight's astrometric solution properties are rescaled to match:
 PCL:AstrometricSolution:ReferenceImageCoordinates times s (image coordinates with pixel corners
 at integers), :LinearTransformationMatrix divided by s; its spline distortion model
 (ids containing SplineWorldTransformation) cannot be rescaled and is dropped (PixInsight
@@ -59,6 +62,7 @@ INLINE = re.compile(r"^inline:(base64|hex)$")
 COMPRESSION = re.compile(r"^([a-z0-9]+)(\+sh)?:(\d+)(?::(\d+))?$")
 GEOMETRY = re.compile(r"^(\d+):(\d+):(\d+)$")
 ASTROMETRY = "PCL:AstrometricSolution:"
+PIXEL_SIZE_PROPERTIES = ("Instrument:Sensor:XPixelSize", "Instrument:Sensor:YPixelSize")  # microns, binning included
 DISCARDED_KEYWORDS = ("SIMPLE", "BITPIX", "NAXIS", "EXTEND", "END")  # the FITS structure; XISF geometry says it
 
 
@@ -376,16 +380,17 @@ def _writable_properties(properties: dict) -> dict:
 # ---------------------------------------------------------------- metadata of the upscaled image
 
 
-def upscaled_metadata(metadata: XisfMetadata, scale: int, history: str) -> XisfMetadata:
-    """metadata for the image upscaled by `scale`: FITS keywords through fits_io.upscaled_header
-    (WCS and all, `history` added as HISTORY), astrometric solution properties rescaled to match.
-    Raises fits_io.FitsError for a header that cannot be rescaled (lookup-table distortion)."""
-    from .fits_io import upscaled_header
+def upscaled_metadata(metadata: XisfMetadata, scale: int, history: str, image_size=None) -> XisfMetadata:
+    """metadata for the image upscaled by `scale`: FITS keywords through header.upscaled_header
+    (WCS and all rescaled and checked, `history` added as HISTORY), properties that carry the
+    pixel scale rescaled to match (module docstring). image_size: (width, height) of the input.
+    Raises header.HeaderError for a header that cannot be rescaled or does not check out."""
+    from .header import upscaled_header
 
     header, unparsed = _astropy_header(metadata.fits_keywords)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # astropy on HIERARCH and long cards
-        header = upscaled_header(header, scale, history)
+        header = upscaled_header(header, scale, history, image_size=image_size)
         keywords = [_keyword(card) for card in header.cards if card.keyword not in DISCARDED_KEYWORDS]
     properties = {}
     for pid, prop in metadata.properties.items():
@@ -394,7 +399,7 @@ def upscaled_metadata(metadata: XisfMetadata, scale: int, history: str) -> XisfM
         prop = dict(prop)
         if pid == ASTROMETRY + "ReferenceImageCoordinates":
             prop["value"] = np.asarray(prop["value"], np.float64) * scale
-        elif pid == ASTROMETRY + "LinearTransformationMatrix":
+        elif pid in (ASTROMETRY + "LinearTransformationMatrix", *PIXEL_SIZE_PROPERTIES):
             prop["value"] = np.asarray(prop["value"], np.float64) / scale
         properties[pid] = prop
     return XisfMetadata(keywords + unparsed, properties)
@@ -403,9 +408,9 @@ def upscaled_metadata(metadata: XisfMetadata, scale: int, history: str) -> XisfM
 def _astropy_header(keywords: list):
     """[(name, value text, comment)] -> (astropy Header with the values parsed as FITS parses them,
     [the keywords astropy cannot hold (non-ASCII text, odd names), kept as they are])."""
-    from .fits_io import _astropy_fits
+    from .header import import_astropy
 
-    fits = _astropy_fits()
+    fits, _ = import_astropy()
     header, unparsed = fits.Header(), []
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -425,12 +430,12 @@ def _astropy_header(keywords: list):
 
 def _keyword(card) -> tuple:
     """An astropy Card -> (name, value text as FITS writes it, comment)."""
-    from .fits_io import _astropy_fits
+    from .header import import_astropy
 
     value = card.value
     if card.keyword in ("HISTORY", "COMMENT"):
         return card.keyword, "", str(value)
-    if isinstance(value, _astropy_fits().card.Undefined):
+    if isinstance(value, import_astropy()[0].card.Undefined):
         text = ""
     elif isinstance(value, bool):
         text = "T" if value else "F"
