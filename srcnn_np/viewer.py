@@ -31,7 +31,7 @@ from .errors import one_line
 from .io.atomic import OutputExistsError, atomic_output
 from .io.formats import format_of, read_any, split_extension
 from .io.imageio import quantize
-from .model import bicubic, to_float01
+from .model import bicubic, needs_mapping, to_float01
 
 PERCENTILE_CLIPS = (99.9, 99.5, 99.0)  # astropy PercentileInterval: (100 - p) / 2 % cut at each end
 STATISTICS_SAMPLES = 1_000_000  # values the intervals are computed from (evenly strided)
@@ -114,8 +114,8 @@ def upscale_factor(lowres: np.ndarray, upscaled: np.ndarray, names: tuple[str, s
 def bicubic_image(lowres: ViewImage, upscaled: ViewImage, scale: int) -> np.ndarray:
     """srcnn_np's bicubic upsampling of lowres, as `upscale` would have stored it beside upscaled:
     (sH, sW[, 3]) of upscaled's dtype (quantised for integer images; float32 otherwise)."""
-    if lowres.fits_header is not None:
-        return fits_bicubic(lowres, upscaled, scale)
+    if lowres.fits_header is not None or needs_mapping(lowres.pixels):  # physical units, as upscale maps them
+        return physical_bicubic(lowres, upscaled, scale)
     planes = to_float01(lowres.pixels)
     planes = planes[:, :, None] if planes.ndim == 2 else planes
     up = np.stack([bicubic(np.ascontiguousarray(planes[:, :, c]), scale) for c in range(planes.shape[2])], axis=2)
@@ -125,9 +125,10 @@ def bicubic_image(lowres: ViewImage, upscaled: ViewImage, scale: int) -> np.ndar
     return up
 
 
-def fits_bicubic(lowres: ViewImage, upscaled: ViewImage, scale: int) -> np.ndarray:
-    """Bicubic of FITS data the way `upscale` treats it: blanks filled for the interpolation and
-    NaN again over their s x s blocks; divided by s^2 when UPSCALED's HISTORY says flux units total."""
+def physical_bicubic(lowres: ViewImage, upscaled: ViewImage, scale: int) -> np.ndarray:
+    """Bicubic of data in physical units (FITS, float images outside [0, 1] or with NaN) the way
+    `upscale` treats it: blanks filled for the interpolation and NaN again over their s x s blocks,
+    never clipped; divided by s^2 when UPSCALED's FITS HISTORY says flux units total."""
     from .science import upscale_science
 
     data = lowres.pixels if lowres.pixels.ndim == 2 else lowres.pixels.transpose(2, 0, 1)
