@@ -363,7 +363,8 @@ def compute_job(job: Job, kw, args):
         bar = Progress(tiles, os.path.basename(job.source), enabled=False if args.quiet or tiles < 8 else None)
         try:
             result = upscale(image.pixels, kw, mode=args.mode, scale=args.scale, tile=args.tile,
-                             device=args.device, on_tile=bar.update, edges=args.edges)
+                             device=args.device, on_tile=bar.update, edges=args.edges, stretch=args.stretch,
+                             conserve_flux=args.conserve_flux, flux_units=args.flux_units)
         finally:
             bar.close()
         metadata = upscaled_metadata(image, args.scale, f"srcnn_np: upscaled x{args.scale} with {method_of(args)} "

@@ -6,13 +6,15 @@ Formats, by the file name's (possibly double) extension, case-insensitive:
 |---|---|---|
 | png  | .png                                  | imageio (Pillow; 16-bit through png16) |
 | jpeg | .jpg .jpeg                            | imageio (Pillow) |
-| tiff | .tif .tiff                            | imageio (Pillow; 16-bit colour and float through tiff_io) |
+| tiff | .tif .tiff                            | imageio (Pillow; 16-bit colour and float32 through tiff_io) |
 | xisf | .xisf                                 | xisf (the `xisf` package, srcnn_np[xisf]) |
 | fits | .fits .fit .fts, + .gz, .fits.fz, .fz | fits_io (astropy, srcnn_np[fits]) |
 
 Two kinds of data travel through them:
 - "image" formats (png, jpeg, tiff, xisf): pixels as stored, (H, W) or (H, W, C) uint8 | uint16 |
-  float32 in [0, 1] (`LoadedImage`); they convert among each other.
+  float32 (`LoadedImage`; XISF in [0, 1]; float TIFF in any range, NaN allowed, upscaled in
+  physical units as srcnn_np.upscale maps float data); they convert among each other, float data
+  outside [0, 1] only to float TIFF (nothing else stores it unclipped).
 - "fits": physical values of any range plus a FITS header (`FitsImage`), upscaled through
   science.upscale_science; FITS converts only to FITS (the compressed flavours included).
 
@@ -96,7 +98,8 @@ def write_any(path, pixels, fmt: str | None = None, bit_depth: int = 8, *, overw
     existing file unless overwrite.
 
     Image formats: pixels (H, W) or (H, W, C) float32 in [0, 1]; bit_depth 8 or 16 (integer
-    samples) or 32 (float samples: XISF; PNG and TIFF take 16 instead, JPEG always 8).
+    samples) or 32 (float samples: XISF, and TIFF, which then keeps any range and NaN, physical
+    units; PNG takes 16 instead, JPEG always 8).
     icc_profile: PNG/JPEG/TIFF; png_compression and threads: PNG/TIFF
     encoding (see imageio.write_image); metadata: XISF (xisf.XisfMetadata, e.g. from upscaled_metadata).
     FITS: pixels are the data ((H, W) or (..., H, W), any units), header an astropy Header;
@@ -110,7 +113,10 @@ def write_any(path, pixels, fmt: str | None = None, bit_depth: int = 8, *, overw
         write_fits(path, pixels, header, overwrite=overwrite, quantize_level=quantize_level)
         return
     if fmt == "xisf":
+        from .imageio import refuse_clipping
         from .xisf import write_xisf
+
+        refuse_clipping(path, pixels, fmt)  # XISF float samples are written with bounds 0:1
 
         write_xisf(path, pixels, bit_depth, metadata, overwrite=overwrite)
         return
@@ -118,7 +124,7 @@ def write_any(path, pixels, fmt: str | None = None, bit_depth: int = 8, *, overw
         raise ImageIOError(f"{path}: unknown output format {fmt!r}")
     from .imageio import write_image
 
-    write_image(path, pixels, fmt, min(bit_depth, 16), overwrite=overwrite, icc_profile=icc_profile,
+    write_image(path, pixels, fmt, bit_depth, overwrite=overwrite, icc_profile=icc_profile,
                 png_compression=png_compression, threads=threads)
 
 
