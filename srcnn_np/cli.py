@@ -15,7 +15,8 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
-from .io.formats import EXT_CHOICES, EXTENSIONS, format_of, kind_of, read_any, split_extension, upscaled_metadata, write_any
+from .io.formats import (EXT_CHOICES, EXTENSIONS, format_of, image_as_fits_data, kind_of, read_any, split_extension,
+                         upscaled_metadata, write_any)
 from .io.imageio import MAX_PIXELS_DEFAULT, PNG_COMPRESSION, ImageIOError, check_regular_file, quiet_decoders
 from .errors import one_line
 from .geometry import EDGES
@@ -24,6 +25,8 @@ from .weights import MODELS, SUPPORTED_SCALES, WeightsError
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED, EXIT_TERMINATED = 0, 1, 2, 130, 143  # 128 + signal
 PROG = "srcnn-np"
+CROSSING_KINDS = ("FITS converts only to FITS or a float TIFF (.tif), and images to FITS only from float samples "
+                  "(a float TIFF): other conversions would lose the physical values or the header")
 
 
 class UsageError(Exception):
@@ -351,13 +354,15 @@ def compute_job(job: Job, kw, args):
     from .model import network_tiles, upscale
 
     source_kind = kind_of(format_of(job.source) or "png")  # an unknown extension: an image, told by its bytes
-    if kind_of(job.fmt) != source_kind:
-        return False, f"{job.source}: FITS converts only to FITS, and images only to images (output {job.target})"
-    if job.fmt == "fits":
+    if source_kind == "fits" and job.fmt not in ("fits", "tiff"):
+        return False, f"{job.source}: {CROSSING_KINDS} (output {job.target})"
+    if source_kind == "fits":
         return upscale_fits_job(job, kw, args)
     started = time.monotonic()
     try:
         image = read_any(job.source, max_pixels=args.max_pixels)
+        if job.fmt == "fits" and image.pixels.dtype.kind != "f":
+            return False, f"{job.source}: {CROSSING_KINDS} (output {job.target})"
         decoded = time.monotonic()
         tiles = network_tiles(image.pixels.shape, args.mode, args.tile, args.scale, args.edges)
         bar = Progress(tiles, os.path.basename(job.source), enabled=False if args.quiet or tiles < 8 else None)
@@ -376,8 +381,10 @@ def compute_job(job: Job, kw, args):
     def write() -> tuple[bool, str, dict | None]:
         encoding = time.monotonic()
         try:
-            write_any(job.target, result, job.fmt, image.bit_depth, overwrite=args.overwrite,
-                      icc_profile=image.icc_profile, metadata=metadata, png_compression=args.png_compression,
+            pixels = image_as_fits_data(result) if job.fmt == "fits" else result
+            write_any(job.target, pixels, job.fmt, image.bit_depth, overwrite=args.overwrite,
+                      icc_profile=image.icc_profile, metadata=metadata, quantize_level=args.quantize_level,
+                      png_compression=args.png_compression,
                       threads=args.threads)
         except Exception as e:  # noqa: BLE001 - see job_failure
             return (*job_failure(job, e), None)

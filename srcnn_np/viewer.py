@@ -29,7 +29,7 @@ import numpy as np
 from .config import MAX_PIXELS_DEFAULT, MAX_VIEW_PIXELS
 from .errors import one_line
 from .io.atomic import OutputExistsError, atomic_output
-from .io.formats import format_of, read_any, split_extension
+from .io.formats import fits_data_as_image, format_of, read_any, split_extension
 from .io.imageio import quantize
 from .model import bicubic, needs_mapping, to_float01
 
@@ -88,14 +88,12 @@ def read_view_image(path, hdu=None, max_pixels: int = MAX_PIXELS_DEFAULT) -> Vie
 
 
 def fits_planes(data: np.ndarray, path: str) -> np.ndarray:
-    """FITS data (..., H, W) -> (H, W) or (H, W, 3) float32: leading axes of length 1 dropped,
-    a cube of 3 planes taken as RGB."""
-    planes = data.reshape((-1,) + data.shape[-2:]) if data.ndim > 2 else data[None]
-    if planes.shape[0] not in (1, 3):
-        raise ViewerError(f"{path}: a cube of {planes.shape[0]} planes; the viewer shows one image "
-                          "or 3 planes as RGB")
-    planes = planes.astype(np.float32)
-    return planes[0] if planes.shape[0] == 1 else np.ascontiguousarray(planes.transpose(1, 2, 0))
+    """FITS data (..., H, W) -> (H, W) or (H, W, 3) float32 as stored, rows bottom-up (the page
+    flips FITS data itself): leading axes of length 1 dropped, a cube of 3 planes taken as RGB."""
+    try:
+        return np.ascontiguousarray(fits_data_as_image(data)[::-1])
+    except ValueError as e:
+        raise ViewerError(f"{path}: {e}; the viewer shows one image or 3 planes as RGB") from None
 
 
 def upscale_factor(lowres: np.ndarray, upscaled: np.ndarray, names: tuple[str, str]) -> int:

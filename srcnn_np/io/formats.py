@@ -16,12 +16,16 @@ Two kinds of data travel through them:
   physical units as srcnn_np.upscale maps float data); they convert among each other, float data
   outside [0, 1] only to float TIFF (nothing else stores it unclipped).
 - "fits": physical values of any range plus a FITS header (`FitsImage`), upscaled through
-  science.upscale_science; FITS converts only to FITS (the compressed flavours included).
+  science.upscale_science; FITS converts to FITS (the compressed flavours included) and to a
+  32-bit float TIFF, and float images (float TIFF, XISF) to FITS, physical values kept (see
+  fits_data_as_image / image_as_fits_data: FITS rows run bottom-up, image rows top-down).
 
 A new format is one new module with a reader and a writer, and one row in FORMATS below.
 """
 import os
 from dataclasses import dataclass
+
+import numpy as np
 
 from .imageio import PNG_COMPRESSION, ImageIOError, LoadedImage
 
@@ -136,3 +140,24 @@ def upscaled_metadata(image: LoadedImage, scale: int, history: str):
     from .xisf import upscaled_metadata as upscaled_xisf_metadata
 
     return upscaled_xisf_metadata(image.metadata, scale, history)
+
+
+def fits_data_as_image(data: np.ndarray) -> np.ndarray:
+    """FITS data (H, W) or (..., H, W), rows bottom-up -> image pixels (H, W) or (H, W, 3) float32,
+    rows top-down (as Siril converts); leading axes of length 1 dropped, a cube of 3 planes taken as
+    RGB. ValueError (one line) for other cubes."""
+    planes = np.asarray(data).reshape((-1,) + data.shape[-2:])
+    if planes.shape[0] not in (1, 3):
+        raise ValueError(f"a cube of {planes.shape[0]} planes; an image holds one plane, or 3 as RGB")
+    planes = planes[:, ::-1].astype(np.float32)
+    return planes[0] if planes.shape[0] == 1 else np.ascontiguousarray(planes.transpose(1, 2, 0))
+
+
+def image_as_fits_data(pixels: np.ndarray) -> np.ndarray:
+    """Image pixels (H, W) or (H, W, C), rows top-down -> FITS data (H, W) or (C', H, W), rows
+    bottom-up; alpha (C = 2 or 4) dropped. The inverse of fits_data_as_image."""
+    if pixels.ndim == 2:
+        return np.ascontiguousarray(pixels[::-1])
+    colour = pixels[:, :, : 1 if pixels.shape[2] <= 2 else 3]
+    planes = np.ascontiguousarray(colour.transpose(2, 0, 1)[:, ::-1])
+    return planes[0] if planes.shape[0] == 1 else planes
