@@ -17,7 +17,8 @@ from dataclasses import dataclass
 
 from .io.formats import (EXT_CHOICES, EXTENSIONS, format_of, image_as_fits_data, kind_of, read_any, split_extension,
                          upscaled_metadata, write_any)
-from .io.imageio import MAX_PIXELS_DEFAULT, PNG_COMPRESSION, ImageIOError, check_regular_file, quiet_decoders
+from .io.imageio import (MAX_PIXELS_DEFAULT, PNG_COMPRESSION, ImageIOError, check_regular_file, quiet_decoders,
+                         refuse_clipping)
 from .errors import one_line
 from .geometry import EDGES
 from .progress import Progress
@@ -363,6 +364,8 @@ def compute_job(job: Job, kw, args):
         image = read_any(job.source, max_pixels=args.max_pixels)
         if job.fmt == "fits" and image.pixels.dtype.kind != "f":
             return False, f"{job.source}: {CROSSING_KINDS} (output {job.target})"
+        if job.fmt not in ("tiff", "fits"):  # physical units in: physical units out, which these formats clip
+            refuse_clipping(job.target, image.pixels, job.fmt)
         decoded = time.monotonic()
         tiles = network_tiles(image.pixels.shape, args.mode, args.tile, args.scale, args.edges)
         bar = Progress(tiles, os.path.basename(job.source), enabled=False if args.quiet or tiles < 8 else None)

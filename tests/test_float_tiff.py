@@ -11,7 +11,7 @@ tifffile = pytest.importorskip("tifffile")
 from srcnn_np.cli import EXIT_FAILED, EXIT_OK, main
 from srcnn_np.io.formats import fits_data_as_image, image_as_fits_data, read_any
 from srcnn_np.io.imageio import ImageIOError, read_image
-from srcnn_np.io.tiff_io import TIFFFILE_HINT, TiffError, first_ifd_tags
+from srcnn_np.io.tiff_io import TIFFFILE_HINT, first_ifd_tags
 from srcnn_np.model import resolve_weights, upscale
 
 from .conftest import random_weights, sky
@@ -107,8 +107,7 @@ def test_header_tags_are_read_without_decoding(tmp_path, options):
     assert first_ifd_tags(tmp_path / "p.png") is None
     (tmp_path / "cut.tif").write_bytes((tmp_path / "f.tif").read_bytes()[:8] if not options.get("bigtiff")
                                        else (tmp_path / "f.tif").read_bytes()[:16])
-    with pytest.raises(TiffError, match="truncated"):
-        first_ifd_tags(tmp_path / "cut.tif")
+    assert first_ifd_tags(tmp_path / "cut.tif") is None  # corrupt: left to the decoder to name the fault
 
 
 def test_float_tiff_to_fits_and_back_keeps_physical_values(tmp_path, weights_file, capsys):

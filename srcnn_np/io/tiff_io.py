@@ -34,7 +34,8 @@ def first_ifd_tags(path) -> dict | None:
     """The first image's header tags from a TIFF file, read without decoding any pixels (and
     without tifffile): {"width", "height", "bits", "samples", "strip_bytes", "sample_format",
     "tile_bytes"} -> tuple of ints, for the tags present; None when the file is no TIFF (classic
-    or BigTIFF). Raises TiffError for a TIFF whose first directory lies outside the file."""
+    or BigTIFF) or its first directory or a tag's values lie outside the file (a corrupt file:
+    the decoder that then opens it names the fault)."""
     with open(path, "rb") as f:
         head = f.read(16)
         if head[:2] not in (b"II", b"MM") or len(head) < 8:
@@ -50,12 +51,12 @@ def first_ifd_tags(path) -> dict | None:
         f.seek(offset)
         raw = f.read(struct.calcsize(order + count_fmt))
         if len(raw) < struct.calcsize(order + count_fmt):
-            raise TiffError("truncated or corrupt TIFF (first image directory outside the file)")
+            return None
         entries = struct.unpack(order + count_fmt, raw)[0]
         entry_size = 2 + 2 + struct.calcsize(order + entry_fmt[2]) + inline
         table = f.read(entries * entry_size)
         if len(table) < entries * entry_size:
-            raise TiffError("truncated or corrupt TIFF (first image directory outside the file)")
+            return None
         tags = {}
         for i in range(entries):
             entry = table[i * entry_size:(i + 1) * entry_size]
@@ -69,7 +70,7 @@ def first_ifd_tags(path) -> dict | None:
                 f.seek(struct.unpack(order + ("I" if inline == 4 else "Q"), entry[-inline:])[0])
                 data = f.read(size)
                 if len(data) < size:
-                    raise TiffError("truncated or corrupt TIFF (a tag's values outside the file)")
+                    return None
             tags[HEADER_TAGS[tag]] = struct.unpack(order + INTEGER_FIELDS[kind] * count, data)
     return tags
 
