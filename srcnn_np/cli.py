@@ -122,7 +122,8 @@ def build_parser() -> argparse.ArgumentParser:
                       help="surface: pixel values are surface brightness (default); total: flux per pixel, "
                       "so each output block sums to its input pixel")
     fits.add_argument("--stretch", default="linear", choices=("linear", "asinh"),
-                      help="how each plane's finite range is mapped into the network's [0, 1] (default linear)")
+                      help="how each plane's finite range is mapped into the network's [0, 1] (default linear); "
+                      "also float images outside [0, 1], e.g. a 32-bit float TIFF in ADU")
     up.add_argument("--compare", action="store_true", help="also write a before/after viewer beside each "
                     "output, OUTPUT_STEM_compare.html (see the compare command)")
     fits.add_argument("--quantize-level", type=quantize_level, default=0.0, metavar="Q",

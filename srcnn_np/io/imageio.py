@@ -1,8 +1,9 @@
 """Reading and writing image files: PNG (8/16-bit), JPEG, TIFF; gray, gray+alpha, RGB, RGBA.
 
 Pixels travel as numpy arrays: (H, W) for one channel or (H, W, C) with C = 2 (gray+alpha),
-3 (RGB), 4 (RGBA); uint8 or uint16 as stored in the file. Writers take float32 in [0, 1] and
-quantise to the requested bit depth. Every write is atomic (temp file in the target directory,
+3 (RGB), 4 (RGBA); uint8 or uint16 as stored in the file, float32 for float TIFF (any range, NaN
+allowed). Writers take float32 in [0, 1] and quantise to the requested bit depth; a 32-bit float
+TIFF keeps float32 samples of any range, and no other format is given data it would clip. Every write is atomic (temp file in the target directory,
 then rename) and never replaces an existing file unless asked to.
 """
 import contextlib
