@@ -161,7 +161,8 @@ def _read_with_pillow(path: str, max_pixels: int) -> LoadedImage:
                 # tifffile would allocate what the StripByteCounts / TileByteCounts claim
                 raise ImageIOError(f"{path}: truncated or corrupt TIFF (strips or tiles larger than the file)")
 
-            return LoadedImage(tiff_io.read_tiff(path), "tiff", 16, im.info.get("icc_profile"))
+            pixels = tiff_io.read_tiff(path)  # float32 here only from a header _float_tiff could not tell
+            return LoadedImage(pixels, "tiff", 32 if pixels.dtype.kind == "f" else 16, im.info.get("icc_profile"))
         icc = im.info.get("icc_profile")
         im = ImageOps.exif_transpose(im)
         pixels, bit_depth = _pillow_pixels(im, path)
