@@ -16,8 +16,10 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
-from .io.formats import EXT_CHOICES, EXTENSIONS, format_of, kind_of, read_any, split_extension, upscaled_metadata, write_any
-from .io.imageio import MAX_PIXELS_DEFAULT, PNG_COMPRESSION, ImageIOError, check_regular_file, quiet_decoders
+from .io.formats import (EXT_CHOICES, EXTENSIONS, format_of, image_as_fits_data, kind_of, read_any, split_extension,
+                         upscaled_metadata, write_any)
+from .io.imageio import (MAX_PIXELS_DEFAULT, PNG_COMPRESSION, ImageIOError, check_regular_file, quiet_decoders,
+                         refuse_clipping)
 from .errors import one_line
 from .geometry import EDGES
 from .progress import JsonProgress, Progress
@@ -26,6 +28,8 @@ from .weights import MODELS, SUPPORTED_SCALES, WeightsError
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED, EXIT_TERMINATED = 0, 1, 2, 130, 143  # 128 + signal
 PROG = "srcnn-np"
 SILENT = JsonProgress(enabled=False)  # --progress bar: no events
+CROSSING_KINDS = ("FITS converts only to FITS or a float TIFF (.tif), and images to FITS only from float samples "
+                  "(a float TIFF): other conversions would lose the physical values or the header")
 
 
 class UsageError(Exception):
@@ -120,7 +124,8 @@ def build_parser() -> argparse.ArgumentParser:
                       help="surface: pixel values are surface brightness (default); total: flux per pixel, "
                       "so each output block sums to its input pixel")
     fits.add_argument("--stretch", default="linear", choices=("linear", "asinh"),
-                      help="how each plane's finite range is mapped into the network's [0, 1] (default linear)")
+                      help="how each plane's finite range is mapped into the network's [0, 1] (default linear); "
+                      "also float images outside [0, 1], e.g. a 32-bit float TIFF in ADU")
     up.add_argument("--compare", action="store_true", help="also write a before/after viewer beside each "
                     "output, OUTPUT_STEM_compare.html (see the compare command)")
     fits.add_argument("--quantize-level", type=quantize_level, default=0.0, metavar="Q",
@@ -358,20 +363,25 @@ def compute_job(job: Job, kw, args, report: JsonProgress = SILENT):
     from .model import network_tiles, upscale
 
     source_kind = kind_of(format_of(job.source) or "png")  # an unknown extension: an image, told by its bytes
-    if kind_of(job.fmt) != source_kind:
-        return False, f"{job.source}: FITS converts only to FITS, and images only to images (output {job.target})"
+    if source_kind == "fits" and job.fmt not in ("fits", "tiff"):
+        return False, f"{job.source}: {CROSSING_KINDS} (output {job.target})"
     report.file_start(job.source, job.target)
-    if job.fmt == "fits":
+    if source_kind == "fits":
         return upscale_fits_job(job, kw, args, report)
     started = time.monotonic()
     try:
         image = read_any(job.source, max_pixels=args.max_pixels)
+        if job.fmt == "fits" and image.pixels.dtype.kind != "f":
+            return False, f"{job.source}: {CROSSING_KINDS} (output {job.target})"
+        if job.fmt not in ("tiff", "fits"):  # physical units in: physical units out, which these formats clip
+            refuse_clipping(job.target, image.pixels, job.fmt)
         decoded = time.monotonic()
         tiles = network_tiles(image.pixels.shape, args.mode, args.tile, args.scale, args.edges)
         bar = tile_progress(job, tiles, args, report)
         try:
             result = upscale(image.pixels, kw, mode=args.mode, scale=args.scale, tile=args.tile,
-                             device=args.device, on_tile=bar.update, edges=args.edges)
+                             device=args.device, on_tile=bar.update, edges=args.edges, stretch=args.stretch,
+                             conserve_flux=args.conserve_flux, flux_units=args.flux_units)
         finally:
             bar.close()
         metadata = upscaled_metadata(image, args.scale, f"srcnn_np: upscaled x{args.scale} with {method_of(args)} "
@@ -383,8 +393,10 @@ def compute_job(job: Job, kw, args, report: JsonProgress = SILENT):
     def write() -> tuple[bool, str, dict | None]:
         encoding = time.monotonic()
         try:
-            write_any(job.target, result, job.fmt, image.bit_depth, overwrite=args.overwrite,
-                      icc_profile=image.icc_profile, metadata=metadata, png_compression=args.png_compression,
+            pixels = image_as_fits_data(result) if job.fmt == "fits" else result
+            write_any(job.target, pixels, job.fmt, image.bit_depth, overwrite=args.overwrite,
+                      icc_profile=image.icc_profile, metadata=metadata, quantize_level=args.quantize_level,
+                      png_compression=args.png_compression,
                       threads=args.threads)
         except Exception as e:  # noqa: BLE001 - see job_failure
             return (*job_failure(job, e), None)

@@ -48,7 +48,7 @@ from .geometry import HALO
 from .errors import one_line
 from .io.atomic import remove_stale_temps
 from .progress import Progress
-from .science import FILL_ROUNDS, BlankImageError, upscale_plane
+from .science import FILL_ROUNDS, BlankImageError, channel_ranges, upscale_plane
 
 DASK_HINT = 'Dask support needs dask, distributed and zarr: pip install "srcnn_np[dask]"'
 # Input chunk side (pixels) used when a file is opened here: s^2 x 4 MiB float32 output per
@@ -149,15 +149,52 @@ def _upscale_block(block, kw, mode, tile, edges, depths, block_info=None):
     return _crop_grown(out, block_info, depths, kw.scale)
 
 
+def _mapped_block(block, kw, mode, tile, edges, depths, data_ranges, stretch, conserve_flux, flux_units,
+                  out_dtype, block_info=None):
+    """One grown (h, w[, C]) block in physical units -> its core's (s h, s w[, C]) output:
+    model.upscale_mapped on the block with the whole image's data_ranges; NaN where it is all blank."""
+    s = kw.scale
+    if not np.isfinite(block).any():
+        out = np.full((block.shape[0] * s, block.shape[1] * s) + block.shape[2:], np.nan, dtype=out_dtype)
+    else:
+        with _one_kernel_thread():
+            out = model.upscale_mapped(block, kw, mode=mode, scale=s, tile=tile, edges=edges, stretch=stretch,
+                                       conserve_flux=conserve_flux, flux_units=flux_units, data_ranges=data_ranges)
+    return _crop_grown(out, block_info, depths, s).astype(out_dtype)
+
+
+def channel_data_ranges(array) -> list:
+    """The (low, high) each colour channel of a float (H, W[, C]) dask array maps onto [0, 1]
+    (science.channel_ranges), or None when the array is finite and within [0, 1] (taken as it is).
+    One pass over the data. Raises BlankImageError when no value is finite."""
+    import dask
+
+    da = _dask_array()
+    colour = array[:, :, None] if array.ndim == 2 else array[:, :, : 1 if array.shape[2] <= 2 else 3]
+    finite = da.where(da.isfinite(colour), colour, np.nan).astype(np.float64)
+    lows, highs, all_finite = dask.compute(da.nanmin(finite, axis=(0, 1)), da.nanmax(finite, axis=(0, 1)),
+                                           da.isfinite(array).all())
+    if not np.isfinite(lows).any():
+        raise BlankImageError("every pixel is NaN or inf: no finite range to map into the network's [0, 1]")
+    if all_finite and lows.min() >= 0 and highs.max() <= 1:
+        return None
+    return channel_ranges(lows, highs)
+
+
 def upscale(array, weights=None, *, mode: str = "rgb", scale: int = 2, tile: int | None = None,
-            edges: str = "replicate"):
+            edges: str = "replicate", stretch: str = "linear", conserve_flux: bool = False,
+            flux_units: str = "surface"):
     """Super-resolve a dask array chunk by chunk; equal to `srcnn_np.upscale` on the whole image.
 
-    array: dask.array (H, W) or (H, W, C), uint8, uint16 or float in [0, 1], any chunking
-           (spatial chunks smaller than overlap_depth(scale) are merged; channels become one chunk).
-    weights, mode, scale, tile, edges: as for srcnn_np.upscale (tile: the network's tile inside a
-    block; edges: at the image's border, block edges inside the image are grown and cropped).
-    Returns a lazy dask.array (sH, sW[, C]) float32 in [0, 1], chunks s times the (merged) input's.
+    array: dask.array (H, W) or (H, W, C), uint8, uint16 or float, any chunking (spatial chunks
+           smaller than overlap_depth(scale) are merged; channels become one chunk). Float data
+           outside [0, 1] or with NaN/inf is mapped as srcnn_np.upscale maps it (model.upscale_mapped),
+           with each channel's range over the WHOLE array (one pass over float data to find it).
+    weights, mode, scale, tile, edges, stretch, conserve_flux, flux_units: as for srcnn_np.upscale
+    (tile: the network's tile inside a block; edges: at the image's border, block edges inside the
+    image are grown and cropped).
+    Returns a lazy dask.array (sH, sW[, C]) float32 in [0, 1] (mapped data: in its own units,
+    float64 for float64 input), chunks s times the (merged) input's.
     """
     da = _dask_array()
     if mode not in model.MODES:
@@ -168,11 +205,19 @@ def upscale(array, weights=None, *, mode: str = "rgb", scale: int = 2, tile: int
     if array.ndim == 3 and array.shape[2] not in (1, 2, 3, 4):
         raise ValueError(f"array must have 1 to 4 channels, got {array.shape[2]}")
     kw = model.resolve_weights(weights, scale)
-    array, depths = _prepared(array, overlap_depth(kw.scale))
+    options = {"stretch": stretch, "conserve_flux": conserve_flux, "flux_units": flux_units}
+    data_ranges = channel_data_ranges(array) if array.dtype.kind == "f" else None
+    if data_ranges is None and not model.needs_mapping(np.empty(0, np.uint8), **options):  # the options alone
+        array, depths = _prepared(array, overlap_depth(kw.scale))
+        block_fn, out_dtype, extra = _upscale_block, np.float32, {}
+    else:  # blank filling looks FILL_ROUNDS pixels further than the network
+        array, depths = _prepared(array, overlap_depth(kw.scale) + FILL_ROUNDS)
+        out_dtype = np.float64 if array.dtype == np.float64 else np.float32
+        block_fn, extra = _mapped_block, dict(options, data_ranges=data_ranges, out_dtype=out_dtype)
     out_chunks = tuple(tuple(kw.scale * c for c in ax) for ax in array.chunks[:2]) + array.chunks[2:]
-    return da.map_overlap(_upscale_block, array, depth=depths, boundary="none", trim=False,
-                          chunks=out_chunks, dtype=np.float32, meta=np.empty((0,) * array.ndim, np.float32),
-                          kw=kw, mode=mode, tile=tile, edges=edges, depths=depths)
+    return da.map_overlap(block_fn, array, depth=depths, boundary="none", trim=False,
+                          chunks=out_chunks, dtype=out_dtype, meta=np.empty((0,) * array.ndim, out_dtype),
+                          kw=kw, mode=mode, tile=tile, edges=edges, depths=depths, **extra)
 
 
 def finite_range(array) -> tuple[float, float]:

@@ -9,6 +9,7 @@
 `upscale` runs it on an image extended by edge replication (EDGES), so that the convs' zero
 padding never meets the image.
 """
+import warnings
 from dataclasses import dataclass
 from functools import partial
 
@@ -17,10 +18,13 @@ import numpy as np
 from .cpu import kernels
 from .geometry import DEFAULT_TILE, EDGES, edge_margin, tile_windows
 from .color import rgb_to_ycbcr, ycbcr_to_rgb
+from .science import BlankImageError, channel_ranges, check_options, in_unit_range, upscale_channels
 from .weights import Weights, load_weights
 
 MODES = ("rgb", "y")
 DEVICES = ("cpu", "cuda", "auto")
+OUTSIDE_UNIT_RANGE = ("float image with values outside [0, 1] or NaN/inf: the network takes [0, 1]; "
+                      "srcnn_np.upscale maps such data from its finite range and back (stretch=, conserve_flux=)")
 
 
 @dataclass(frozen=True)
@@ -162,16 +166,81 @@ def network_tiles(shape: tuple, mode: str = "rgb", tile: int | None = None, scal
 
 
 def to_float01(image: np.ndarray) -> np.ndarray:
-    """uint8 / uint16 / float image -> float32 in [0, 1] (floats are taken as already in [0, 1])."""
+    """uint8 / uint16 / float image -> float32 in [0, 1].
+
+    Float data must already be finite and within [0, 1] (science.in_unit_range); anything else is
+    refused with one line (ValueError), never clipped: `upscale` maps such data itself.
+    """
     a = np.asarray(image)
     if a.dtype.kind == "u" and a.dtype.itemsize in (1, 2):  # either byte order
         return a.astype(np.float32) / np.float32(255 if a.dtype.itemsize == 1 else 65535)
     if a.dtype.kind == "f":
-        a = a.astype(np.float32)
-        if not np.isfinite(a).all():
-            raise ValueError("image holds NaN or inf values")
-        return a
+        if not in_unit_range(a):
+            raise ValueError(OUTSIDE_UNIT_RANGE)
+        return a.astype(np.float32)
     raise TypeError(f"unsupported image dtype {a.dtype}: use uint8, uint16 or float")
+
+
+def needs_mapping(image: np.ndarray, stretch: str = "linear", conserve_flux: bool = False,
+                  flux_units: str = "surface") -> bool:
+    """Whether `upscale` maps `image` into the network's [0, 1] and back (upscale_mapped) rather
+    than taking it as it is: float data with a value outside [0, 1] or NaN/inf, or any of the
+    options that only the mapped path has (stretch "asinh", conserve_flux, flux_units "total")."""
+    check_options(flux_units, stretch)
+    if stretch != "linear" or conserve_flux or flux_units != "surface":
+        return True
+    a = np.asarray(image)
+    return a.dtype.kind == "f" and not in_unit_range(a)
+
+
+def upscale_mapped(image: np.ndarray, weights=None, *, mode: str = "rgb", scale: int = 2,
+                   tile: int | None = None, device: str = "cpu", on_tile=None, edges: str = "replicate",
+                   stretch: str = "linear", conserve_flux: bool = False, flux_units: str = "surface",
+                   data_ranges: list | None = None) -> np.ndarray:
+    """`upscale` for data in physical units, as the FITS path does (srcnn_np.science): each colour
+    channel mapped from its range onto [0, 1] (science.channel_ranges), blanks (NaN/inf) filled,
+    the network run once on all channels (so mode "y" still sees colour), mapped back; optional
+    flux conservation and flux units. Alpha (C = 2 or 4) must be in [0, 1] and is upsampled
+    bicubically, as in `upscale`.
+
+    image: (H, W) or (H, W, C), uint8, uint16 (taken as [0, 1]) or float in any range.
+    data_ranges: one (low, high) per colour channel (None: from the image, channel_ranges), e.g. a
+        whole image's ranges when `image` is one chunk of it (srcnn_np.dask).
+    Returns (sH, sW[, C]) float32 (float64 for float64 input) in the input's units; NaN over the
+    s x s block of every blank input pixel. Raises science.BlankImageError (a ValueError, one
+    line) when no pixel is finite.
+    """
+    a = np.asarray(image)
+    a = a if a.dtype.kind == "f" else to_float01(a)
+    if a.ndim not in (2, 3) or a.shape[0] < 1 or a.shape[1] < 1:
+        raise ValueError(f"image must be (H, W) or (H, W, C) with H, W >= 1, got shape {a.shape}")
+    planes = a[:, :, None] if a.ndim == 2 else a
+    C = planes.shape[2]
+    if C not in (1, 2, 3, 4):
+        raise ValueError(f"image must have 1 to 4 channels, got {C}")
+    colour = planes[:, :, : 1 if C <= 2 else 3]
+    if data_ranges is None:
+        finite = np.where(np.isfinite(colour), colour, np.nan)
+        with np.errstate(invalid="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # an all-NaN channel: its range is NaN
+            data_ranges = channel_ranges(np.nanmin(finite, axis=(0, 1)), np.nanmax(finite, axis=(0, 1)))
+    kw = resolve_weights(weights, scale)
+
+    def network_in_unit_range(unit):  # (H, W, c) float32 in [0, 1] -> (sH, sW, c)
+        return upscale(unit, kw, mode=mode, scale=scale, tile=tile, device=device, on_tile=on_tile, edges=edges)
+
+    try:
+        out = upscale_channels(colour, network_in_unit_range, kw.scale, conserve_flux=conserve_flux,
+                               flux_units=flux_units, stretch=stretch, data_ranges=data_ranges)
+    except BlankImageError:
+        raise BlankImageError("every pixel is NaN or inf: no finite range to map into the network's [0, 1]") from None
+    if C in (2, 4):
+        alpha = planes[:, :, C - 1]
+        if not in_unit_range(alpha):
+            raise ValueError("alpha outside [0, 1] or not finite: alpha is taken as coverage in [0, 1]")
+        out = np.concatenate([out, np.clip(bicubic(np.float32(alpha), kw.scale), 0.0, 1.0)[:, :, None]], axis=2)
+    out = out.astype(np.float64 if a.dtype == np.float64 else np.float32)
+    return out[:, :, 0] if a.ndim == 2 else out
 
 
 def resolve_weights(weights, scale: int = 2) -> KernelWeights:
@@ -216,11 +285,15 @@ def network_on(device: str, kw: KernelWeights, tile: int | None, on_tile=None, e
 
 def upscale(image: np.ndarray, weights=None, *, mode: str = "rgb", scale: int = 2,
             tile: int | None = None, device: str = "cpu", on_tile=None,
-            edges: str = "replicate") -> np.ndarray:
+            edges: str = "replicate", stretch: str = "linear", conserve_flux: bool = False,
+            flux_units: str = "surface") -> np.ndarray:
     """Super-resolve an image by the weights' scale.
 
-    image: (H, W) or (H, W, C) uint8, uint16 or float (in [0, 1]); C = 1 gray, 2 gray+alpha,
-           3 RGB, 4 RGBA.
+    image: (H, W) or (H, W, C) uint8, uint16 or float; C = 1 gray, 2 gray+alpha, 3 RGB, 4 RGBA.
+           Float data within [0, 1] goes through the network as it is; float data with values
+           outside [0, 1] or NaN/inf (blank) pixels is in physical units: it is mapped from each
+           channel's finite range into [0, 1] and back, exactly as FITS data (upscale_mapped,
+           srcnn_np.science), so the result is in the input's units, never clipped.
     weights: None for the shipped weights of `scale`, a path to a weights file, or Weights.
     mode: "rgb" runs every colour channel through the net (the seed's behaviour); "y" runs only
           the BT.601 luminance and upsamples chroma bicubically (about 3x faster).
@@ -230,10 +303,15 @@ def upscale(image: np.ndarray, weights=None, *, mode: str = "rgb", scale: int = 
     device: "cpu" (default), "cuda" or "auto" (see network_on).
     on_tile: called after each network tile on the CPU (network_tiles(...) calls in all), for progress.
     edges: "replicate" (default) or "zero", how the network meets the image's border (see EDGES).
-    Returns (sH, sW) or (sH, sW, C) float32 clipped to [0, 1].
+    stretch ("linear" or "asinh"), conserve_flux, flux_units ("surface" or "total"): as for FITS
+          (science.upscale_science); any but the defaults sends the image through upscale_mapped.
+    Returns (sH, sW) or (sH, sW, C) float32 clipped to [0, 1]; upscale_mapped's result for mapped data.
     """
     if mode not in MODES:
         raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+    if needs_mapping(image, stretch, conserve_flux, flux_units):
+        return upscale_mapped(image, weights, mode=mode, scale=scale, tile=tile, device=device, on_tile=on_tile,
+                              edges=edges, stretch=stretch, conserve_flux=conserve_flux, flux_units=flux_units)
     a = to_float01(image)
     if a.ndim not in (2, 3) or a.shape[0] < 1 or a.shape[1] < 1:
         raise ValueError(f"image must be (H, W) or (H, W, C) with H, W >= 1, got shape {a.shape}")

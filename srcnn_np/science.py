@@ -29,6 +29,8 @@ Cubes: data of shape (..., H, W) is processed plane by plane, each with its own 
 last two axes are scaled. A plane that is entirely blank comes back entirely NaN; if every plane is
 blank, BlankImageError is raised.
 """
+from dataclasses import dataclass
+
 import numpy as np
 
 STRETCHES = ("linear", "asinh")
@@ -133,38 +135,137 @@ def conserve_block_means(upscaled: np.ndarray, source: np.ndarray, scale: int) -
     return upscaled
 
 
-def upscale_plane(plane: np.ndarray, upscale_fn, scale: int, *, conserve_flux: bool = False,
-                  stretch: str = "linear", data_range: tuple | None = None) -> np.ndarray:
-    """One (H, W) plane in physical units -> (sH, sW) float64 in the same units (surface flux
-    units), NaN over the s x s block of every blank input pixel.
+def in_unit_range(a: np.ndarray) -> bool:
+    """Whether float data is what the network takes as it is: every value finite and within [0, 1].
+
+    The rule for float arrays at every entry (srcnn_np.upscale, srcnn_np.dask.upscale, the viewer,
+    evaluate): data that is not is never clipped; it is mapped into [0, 1] by its finite range
+    and back (plane_to_unit / plane_from_unit), or refused with one line.
+    """
+    a = np.asarray(a)
+    return bool(a.size == 0 or (np.isfinite(a).all() and a.min() >= 0 and a.max() <= 1))
+
+
+def channel_ranges(lows, highs) -> list:
+    """Per-channel finite (min, max) -> the (low, high) each channel maps onto [0, 1].
+
+    (0, 1) for every channel when all of them lie within [0, 1] (the network then sees the data
+    unchanged, bit for bit), else each channel's own (min, max), as upscale_science maps FITS
+    planes. A channel without finite values (min NaN) gets None (it comes back blank).
+    """
+    known = [(float(lo), float(hi)) for lo, hi in zip(lows, highs)]
+    finite = [r for r in known if np.isfinite(r[0])]
+    if finite and all(lo >= 0 and hi <= 1 for lo, hi in finite):
+        return [(0.0, 1.0) if np.isfinite(lo) else None for lo, _ in known]
+    return [r if np.isfinite(r[0]) else None for r in known]
+
+
+@dataclass
+class NetworkPlane:
+    """One (H, W) plane in physical units made ready for the network, and what maps it back.
+
+    unit: (H, W) float32 in [0, 1], blanks filled (zeros for a constant or entirely blank plane);
+    blank: (H, W) bool, the NaN/inf pixels; filled: (H, W) float64, the data with blanks filled
+    (None for an entirely blank plane); norm: the Normalisation, None when the plane is constant
+    (low == high) or blank; low: the constant of a constant plane.
+    """
+
+    unit: np.ndarray
+    blank: np.ndarray
+    filled: np.ndarray | None
+    norm: Normalisation | None
+    low: float
+
+
+def plane_to_unit(plane: np.ndarray, stretch: str = "linear", data_range: tuple | None = None,
+                  allow_blank: bool = False) -> NetworkPlane:
+    """(H, W) data in physical units -> NetworkPlane: blanks filled, [low, high] mapped onto [0, 1].
 
     data_range: (low, high) to map onto [0, 1] instead of the plane's own finite min and max
     (e.g. a whole image's range when the plane is one chunk of it); low == high means constant.
-    Raises BlankImageError when every pixel of the plane is blank.
+    Raises BlankImageError when every pixel is blank, unless allow_blank (then the plane comes
+    back NaN from plane_from_unit).
     """
-    H, W = plane.shape
     plane = np.asarray(plane, dtype=np.float64)
     blank = ~np.isfinite(plane)
+    if allow_blank and blank.all():
+        return NetworkPlane(np.zeros(plane.shape, np.float32), blank, None, None, np.nan)
     filled = fill_blanks(plane, blank)  # raises BlankImageError when nothing is known
     if data_range is None:
         values = plane[~blank]
         data_range = (values.min(), values.max())
     low, high = float(data_range[0]), float(data_range[1])
     if low == high:
-        out = np.full((H * scale, W * scale), low, dtype=np.float64)
+        return NetworkPlane(np.zeros(plane.shape, np.float32), blank, filled, None, low)
+    norm = Normalisation(low, high, stretch)
+    return NetworkPlane(norm.forward(filled), blank, filled, norm, low)
+
+
+def plane_from_unit(prepared: NetworkPlane, net_out: np.ndarray, scale: int, *,
+                    conserve_flux: bool = False) -> np.ndarray:
+    """The network's (sH, sW) output for prepared.unit -> (sH, sW) float64 in the plane's physical
+    (surface flux) units, NaN over the s x s block of every blank input pixel."""
+    H, W = prepared.blank.shape
+    if prepared.norm is None:  # constant or blank: nothing a network could add
+        out = np.full((H * scale, W * scale), prepared.low, dtype=np.float64)
     else:
-        norm = Normalisation(low, high, stretch)
-        net_out = np.asarray(upscale_fn(norm.forward(filled)))
+        net_out = np.asarray(net_out)
         if net_out.shape != (H * scale, W * scale):
             raise ValueError(f"upscale_fn returned shape {net_out.shape} for a {(H, W)} plane, "
                              f"expected {(H * scale, W * scale)}")
         if not np.isfinite(net_out).all():
             raise ValueError("upscale_fn returned NaN or inf values")
-        out = norm.inverse(net_out)
+        out = prepared.norm.inverse(net_out)
         if conserve_flux:
-            conserve_block_means(out, filled, scale)
-    block_view(out, scale)[blank] = np.nan
+            conserve_block_means(out, prepared.filled, scale)
+    block_view(out, scale)[prepared.blank] = np.nan
     return out
+
+
+def upscale_plane(plane: np.ndarray, upscale_fn, scale: int, *, conserve_flux: bool = False,
+                  stretch: str = "linear", data_range: tuple | None = None) -> np.ndarray:
+    """One (H, W) plane in physical units -> (sH, sW) float64 in the same units (surface flux
+    units), NaN over the s x s block of every blank input pixel.
+
+    data_range: see plane_to_unit. Raises BlankImageError when every pixel of the plane is blank.
+    """
+    prepared = plane_to_unit(plane, stretch, data_range)
+    net_out = upscale_fn(prepared.unit) if prepared.norm is not None else None
+    return plane_from_unit(prepared, net_out, scale, conserve_flux=conserve_flux)
+
+
+def upscale_channels(image: np.ndarray, upscale_fn, scale: int, *, conserve_flux: bool = False,
+                     flux_units: str = "surface", stretch: str = "linear",
+                     data_ranges: list | None = None) -> np.ndarray:
+    """(H, W, C) data in physical units -> (sH, sW, C) float64 in the same units, each channel
+    mapped onto [0, 1] with its own range, all channels through ONE call of upscale_fn.
+
+    The channels-last twin of upscale_science for an upscale_fn that needs every channel at once
+    ((H, W, C) float32 in [0, 1] -> (sH, sW, C), e.g. srcnn_np.upscale with mode="y", which mixes
+    colour channels into luminance). data_ranges: one (low, high) per channel, or None for each
+    channel's finite min and max. An entirely blank channel comes back NaN; BlankImageError when
+    every pixel of every channel is blank.
+    """
+    check_options(flux_units, stretch)
+    channels = image.shape[2]
+    ranges = data_ranges if data_ranges is not None else [None] * channels
+    prepared = [plane_to_unit(image[:, :, c], stretch, ranges[c], allow_blank=True) for c in range(channels)]
+    if all(p.filled is None for p in prepared):
+        raise BlankImageError("every pixel is blank (NaN or inf): nothing to upscale")
+    net_out = upscale_fn(np.stack([p.unit for p in prepared], axis=2))
+    out = np.stack([plane_from_unit(p, net_out[:, :, c], scale, conserve_flux=conserve_flux)
+                    for c, p in enumerate(prepared)], axis=2)
+    if flux_units == "total":
+        out /= scale * scale
+    return out
+
+
+def check_options(flux_units: str, stretch: str) -> None:
+    """ValueError (one line) for a flux_units or stretch that is not one of FLUX_UNITS, STRETCHES."""
+    if flux_units not in FLUX_UNITS:
+        raise ValueError(f"flux_units must be one of {FLUX_UNITS}, got {flux_units!r}")
+    if stretch not in STRETCHES:
+        raise ValueError(f"stretch must be one of {STRETCHES}, got {stretch!r}")
 
 
 def upscale_science(data: np.ndarray, upscale_fn, scale: int, *, conserve_flux: bool = False,
@@ -183,10 +284,7 @@ def upscale_science(data: np.ndarray, upscale_fn, scale: int, *, conserve_flux: 
     Returns (..., scale*H, scale*W): float64 for float64 data, float32 otherwise; NaN in the
     s x s block of every blank input pixel. Raises BlankImageError if every pixel is blank.
     """
-    if flux_units not in FLUX_UNITS:
-        raise ValueError(f"flux_units must be one of {FLUX_UNITS}, got {flux_units!r}")
-    if stretch not in STRETCHES:
-        raise ValueError(f"stretch must be one of {STRETCHES}, got {stretch!r}")
+    check_options(flux_units, stretch)
     if int(scale) != scale or scale < 1:
         raise ValueError(f"scale must be a positive integer, got {scale!r}")
     scale = int(scale)

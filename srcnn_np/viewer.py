@@ -32,9 +32,9 @@ import numpy as np
 from .config import MAX_PIXELS_DEFAULT, MAX_VIEW_PIXELS
 from .errors import one_line
 from .io.atomic import OutputExistsError, atomic_output
-from .io.formats import format_of, read_any, split_extension
+from .io.formats import fits_data_as_image, format_of, read_any, split_extension
 from .io.imageio import quantize
-from .model import bicubic, to_float01
+from .model import bicubic, needs_mapping, to_float01
 
 PERCENTILE_CLIPS = (99.9, 99.5, 99.0)  # astropy PercentileInterval: (100 - p) / 2 % cut at each end
 LUMA_WEIGHTS = (0.299, 0.587, 0.114)  # BT.601: the residual of an RGB image is shown for its luminance
@@ -106,14 +106,12 @@ def read_view_image(path, hdu=None, max_pixels: int = MAX_PIXELS_DEFAULT) -> Vie
 
 
 def fits_planes(data: np.ndarray, path: str) -> np.ndarray:
-    """FITS data (..., H, W) -> (H, W) or (H, W, 3) float32: leading axes of length 1 dropped,
-    a cube of 3 planes taken as RGB."""
-    planes = data.reshape((-1,) + data.shape[-2:]) if data.ndim > 2 else data[None]
-    if planes.shape[0] not in (1, 3):
-        raise ViewerError(f"{path}: a cube of {planes.shape[0]} planes; the viewer shows one image "
-                          "or 3 planes as RGB")
-    planes = planes.astype(np.float32)
-    return planes[0] if planes.shape[0] == 1 else np.ascontiguousarray(planes.transpose(1, 2, 0))
+    """FITS data (..., H, W) -> (H, W) or (H, W, 3) float32 as stored, rows bottom-up (the page
+    flips FITS data itself): leading axes of length 1 dropped, a cube of 3 planes taken as RGB."""
+    try:
+        return np.ascontiguousarray(fits_data_as_image(data)[::-1])
+    except ValueError as e:
+        raise ViewerError(f"{path}: {e}; the viewer shows one image or 3 planes as RGB") from None
 
 
 def upscale_factor(lowres: np.ndarray, upscaled: np.ndarray, names: tuple[str, str]) -> int:
@@ -132,8 +130,8 @@ def upscale_factor(lowres: np.ndarray, upscaled: np.ndarray, names: tuple[str, s
 def bicubic_image(lowres: ViewImage, upscaled: ViewImage, scale: int) -> np.ndarray:
     """srcnn_np's bicubic upsampling of lowres, as `upscale` would have stored it beside upscaled:
     (sH, sW[, 3]) of upscaled's dtype (quantised for integer images; float32 otherwise)."""
-    if lowres.fits_header is not None:
-        return fits_bicubic(lowres, upscaled, scale)
+    if lowres.fits_header is not None or needs_mapping(lowres.pixels):  # physical units, as upscale maps them
+        return physical_bicubic(lowres, upscaled, scale)
     planes = to_float01(lowres.pixels)
     planes = planes[:, :, None] if planes.ndim == 2 else planes
     up = np.stack([bicubic(np.ascontiguousarray(planes[:, :, c]), scale) for c in range(planes.shape[2])], axis=2)
@@ -143,9 +141,10 @@ def bicubic_image(lowres: ViewImage, upscaled: ViewImage, scale: int) -> np.ndar
     return up
 
 
-def fits_bicubic(lowres: ViewImage, upscaled: ViewImage, scale: int) -> np.ndarray:
-    """Bicubic of FITS data the way `upscale` treats it: blanks filled for the interpolation and
-    NaN again over their s x s blocks; divided by s^2 when UPSCALED's HISTORY says flux units total."""
+def physical_bicubic(lowres: ViewImage, upscaled: ViewImage, scale: int) -> np.ndarray:
+    """Bicubic of data in physical units (FITS, float images outside [0, 1] or with NaN) the way
+    `upscale` treats it: blanks filled for the interpolation and NaN again over their s x s blocks,
+    never clipped; divided by s^2 when UPSCALED's FITS HISTORY says flux units total."""
     from .science import upscale_science
 
     data = lowres.pixels if lowres.pixels.ndim == 2 else lowres.pixels.transpose(2, 0, 1)

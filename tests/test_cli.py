@@ -220,16 +220,23 @@ def test_device_cuda_without_gpu_is_a_usage_error(tmp_path, weights_file, capsys
     assert code == EXIT_OK  # auto falls back to the CPU
 
 
-def test_float_tiff_outside_unit_range_is_refused_not_clipped(tmp_path, weights_file, capsys):
+def test_float_tiff_outside_unit_range_is_upscaled_physically_or_refused_for_png(tmp_path, weights_file, capsys):
+    """Float TIFF data in any range goes through upscale's mapping (tests/test_float_tiff.py has the
+    details); a PNG output would clip it: refused, one line, nothing written."""
+    from srcnn_np.model import resolve_weights, upscale
+
     tifffile = pytest.importorskip("tifffile")
     tifffile.imwrite(tmp_path / "wide.tif", np.linspace(0, 5, 72, dtype=np.float32).reshape(8, 9))
-    tifffile.imwrite(tmp_path / "unit.tif", np.linspace(0, 1, 72, dtype=np.float32).reshape(8, 9))
     code, _, err = run(["upscale", str(tmp_path / "wide.tif"), "-o", str(tmp_path / "o.tif"),
                         "--weights", weights_file], capsys)
-    assert code == EXIT_FAILED and "outside [0, 1]" in err and not (tmp_path / "o.tif").exists()
-    code, _, _ = run(["upscale", str(tmp_path / "unit.tif"), "-o", str(tmp_path / "o.tif"),
-                      "--weights", weights_file], capsys)
-    assert code == EXIT_OK and tifffile.imread(tmp_path / "o.tif").shape == (16, 18)
+    out = tifffile.imread(tmp_path / "o.tif")
+    assert code == EXIT_OK and out.dtype == np.float32 and out.shape == (16, 18), err
+    wide = tifffile.imread(tmp_path / "wide.tif")
+    assert np.array_equal(out, upscale(wide, resolve_weights(random_weights(9))))  # mapped, in [0, 5]
+    code, _, err = run(["upscale", str(tmp_path / "wide.tif"), "-o", str(tmp_path / "o.png"),
+                        "--weights", weights_file], capsys)
+    assert code == EXIT_FAILED and "outside [0, 1]" in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "o.png").exists()
 
 
 def test_edges_option_flat_sky_stays_flat_only_with_replicate(tmp_path, capsys):

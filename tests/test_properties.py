@@ -132,16 +132,26 @@ def test_constant_extremes(value, dtype, side):
 @given(image=hnp.arrays(st.sampled_from([np.dtype("<f4"), np.dtype(">f8"), np.dtype("<f2")]),
                         hnp.array_shapes(min_dims=2, max_dims=3, min_side=1, max_side=6),
                         elements=st.floats(allow_nan=True, allow_infinity=True, width=16)))
-def test_non_finite_floats_are_refused(image):
-    """Any NaN or inf in a float image is a ValueError; finite images of the same kind are not."""
+def test_non_finite_floats_are_blank_pixels(image):
+    """NaN and inf in a float image are blank pixels, as in FITS (issue 23): NaN over their 2 x 2
+    output blocks and nowhere else; a one-line ValueError when no colour pixel is finite or alpha
+    is not coverage in [0, 1]."""
     weights, _ = weights_and_model(2)
     if image.ndim == 3 and image.shape[2] > 4:
         image = image[:, :, :4]
-    if np.isfinite(image).all():
-        assert srcnn_np.upscale(np.clip(image, 0, 1), weights).dtype == np.float32
-    else:
-        with pytest.raises(ValueError, match="NaN or inf"):
+    planes = image[:, :, None] if image.ndim == 2 else image
+    colour = planes[:, :, : 1 if planes.shape[2] <= 2 else 3]
+    alpha = planes[:, :, 3 if planes.shape[2] == 4 else 1] if planes.shape[2] in (2, 4) else np.zeros(1)
+    if not np.isfinite(colour).any() or not (np.isfinite(alpha).all() and 0 <= alpha.min() and alpha.max() <= 1):
+        with pytest.raises(ValueError) as e:
             srcnn_np.upscale(image, weights)
+        assert "\n" not in str(e.value)
+        return
+    out = srcnn_np.upscale(image, weights)
+    out_colour = (out[:, :, None] if out.ndim == 2 else out)[:, :, : colour.shape[2]]
+    want = np.repeat(np.repeat(~np.isfinite(colour), 2, axis=0), 2, axis=1)
+    assert np.array_equal(np.isnan(out_colour), want), f"NaN at {np.argwhere(np.isnan(out_colour)).tolist()}"
+    assert np.isfinite(out_colour[~want]).all()
 
 
 @pytest.mark.parametrize("image, error", [

@@ -1,5 +1,5 @@
 """Round trips through a real astronomy program (issue 14): Siril's headless siril-cli (Debian's siril,
-1.0.6) opens srcnn_np's FITS and 16-bit TIFF outputs and its `stat` agrees with ours; srcnn_np reads
+1.0.6) opens srcnn_np's FITS, 16-bit and 32-bit float TIFF outputs and its `stat` agrees with ours; srcnn_np reads
 what Siril saves, FITS and TIFF, with the same values. Skipped where siril-cli is not installed.
 
 What Siril 1.0.6's `stat` prints, per layer, learnt from its output and checked here: mean, median and
@@ -120,6 +120,39 @@ def test_siril_opens_our_16bit_tiff_outputs_gray_and_rgb(tmp_path):
         assert_stats_agree(layer, ours_rgb[:, :, c], f"rgb_x2.tif channel {c}")
     assert np.array_equal(read_any(tmp_path / "gray_x2_siril.fit").data, ours_gray[::-1])  # FITS is bottom-up
     assert np.array_equal(read_any(tmp_path / "rgb_x2_siril.tif").pixels, ours_rgb)
+
+
+def test_siril_reads_our_32bit_float_tiff_outputs_with_our_values(tmp_path):
+    """Float32 TIFF outputs, gray and RGB in [0, 1] and gray in ADU (values above 1, kept in their
+    units): Siril loads each, its stat agrees on [0, 1] data, and the FITS it saves holds our values
+    exactly (flipped: FITS is bottom-up); its 32-bit TIFF of ours reads back equal."""
+    rng = np.random.default_rng(4)
+    unit_gray = rng.random((30, 40)).astype(np.float32)
+    unit_rgb = rng.random((30, 40, 3)).astype(np.float32)
+    adu = (1000 + star_field((30, 40)) * 3).astype(np.float32)
+    tifffile.imwrite(tmp_path / "gray.tif", unit_gray)
+    tifffile.imwrite(tmp_path / "rgb.tif", unit_rgb, photometric="rgb")
+    tifffile.imwrite(tmp_path / "adu.tif", adu)
+    for name in ("gray", "rgb", "adu"):
+        upscale(tmp_path / f"{name}.tif", tmp_path / f"{name}_x2.tif")
+    log = siril(tmp_path, "load gray_x2.tif", "stat", "save gray_x2_siril", "savetif32 gray_x2_siril32",
+                "load rgb_x2.tif", "stat", "save rgb_x2_siril", "load adu_x2.tif", "save adu_x2_siril")
+    assert "32-bit file rgb_x2.tif, 3 layer(s)" in log, log[-2000:]
+    stats = siril_stats(log)
+    assert len(stats) == 4, log[-2000:]
+    ours = {name: tifffile.imread(tmp_path / f"{name}_x2.tif") for name in ("gray", "rgb", "adu")}
+    assert ours["gray"].dtype == ours["rgb"].dtype == ours["adu"].dtype == np.float32
+    assert ours["rgb"].shape == (60, 80, 3) and ours["adu"].max() > 1000
+    assert_stats_agree(stats[0], ours["gray"], "gray_x2.tif")
+    for c, layer in enumerate(stats[1:]):
+        assert_stats_agree(layer, ours["rgb"][:, :, c], f"rgb_x2.tif channel {c}")
+    for name in ("gray", "adu"):
+        saved = read_any(tmp_path / f"{name}_x2_siril.fit").data
+        assert saved.dtype.kind == "f" and np.array_equal(saved, ours[name][::-1]), \
+            f"{name}: Siril saved other values, max difference {np.abs(saved - ours[name][::-1]).max()}"
+    saved = read_any(tmp_path / "rgb_x2_siril.fit").data
+    assert np.array_equal(saved, ours["rgb"][::-1].transpose(2, 0, 1))
+    assert np.array_equal(read_any(tmp_path / "gray_x2_siril32.tif").pixels, ours["gray"])
 
 
 def test_we_read_what_siril_saves_with_the_same_values(tmp_path):

@@ -280,7 +280,9 @@ def decode_image(path: str) -> str | None:
     except ImageIOError as e:
         return wrapped_error(path, e)
     check_pixels(image.pixels)
-    assert image.bit_depth in (8, 16) and image.format in ("png", "jpeg", "tiff"), image
+    assert image.format in ("png", "jpeg", "tiff"), image
+    float_tiff = image.format == "tiff" and image.pixels.dtype == np.float32
+    assert image.bit_depth == 32 if float_tiff else image.bit_depth in (8, 16), image  # float TIFF: any range, NaN
     return None
 
 

@@ -24,17 +24,33 @@ EXTENSIONS = tuple(ext for name in ("png", "jpeg", "tiff") for ext in FORMATS[na
 def load_rgb(path) -> np.ndarray:
     """An image file -> (H, W, 3) float32 RGB in [0, 1]; alpha dropped, gray replicated.
 
-    Raises imageio.ImageIOError (a ValueError) naming the file when it cannot be read.
+    Float data outside [0, 1] (a float TIFF in physical units) is mapped onto [0, 1] channel by
+    channel as srcnn_np.upscale maps it for the network (in_network_range), never clipped.
+    Raises imageio.ImageIOError (a ValueError) naming the file when it cannot be read, ValueError
+    for float data with NaN/inf pixels (a ground truth needs every pixel).
     """
     from ..model import to_float01  # here, not at the top: `srcnn-np --help` does not import Numba
 
-    pixels = to_float01(read_image(path).pixels)
+    pixels = read_image(path).pixels
     if pixels.ndim == 2:
         pixels = pixels[:, :, None]
     colour = pixels[:, :, :1] if pixels.shape[2] <= 2 else pixels[:, :, :3]
+    colour = in_network_range(colour, path) if colour.dtype.kind == "f" else to_float01(colour)
     if colour.shape[2] == 1:
         colour = np.repeat(colour, 3, axis=2)
     return np.ascontiguousarray(colour)
+
+
+def in_network_range(colour: np.ndarray, path) -> np.ndarray:
+    """(H, W, C) float data -> (H, W, C) float32 in [0, 1] as the network sees it in srcnn_np.upscale:
+    unchanged when within [0, 1], else each channel mapped linearly from its range
+    (science.channel_ranges). ValueError naming the file when a pixel is NaN or inf."""
+    from ..science import channel_ranges, plane_to_unit
+
+    if not np.isfinite(colour).all():
+        raise ValueError(f"{path}: NaN or inf pixels: a ground truth needs a value at every pixel")
+    ranges = channel_ranges(colour.min(axis=(0, 1)), colour.max(axis=(0, 1)))
+    return np.stack([plane_to_unit(colour[:, :, c], data_range=r).unit for c, r in enumerate(ranges)], axis=2)
 
 
 def modcrop(image: np.ndarray, scale: int) -> np.ndarray:

@@ -410,12 +410,14 @@ def upscale_fits(src, dst, upscale_fn, scale: int, *, method: str, hdu=None,
 
     upscale_fn: (H, W) float32 in [0, 1] -> (scale*H, scale*W) float32 (see upscale_science).
     method: what did the upscaling, for the HISTORY card (e.g. "SRCNN weights srcnn_x2_astro.npz").
-    dst's name chooses plain, gzip or tile-compressed FITS (see write_fits, quantize_level).
+    dst's name chooses plain, gzip or tile-compressed FITS (see write_fits, quantize_level), or a
+    32-bit float TIFF (.tif: formats.fits_data_as_image, the header dropped).
     on_read: called with the FitsImage read, before upscaling (for progress: its data's shape).
     Returns the FitsImage written. Raises FitsError (one line, naming the file) for unreadable
     input, an all-blank image, a header that cannot be rescaled, or an existing dst.
     """
     from .. import __version__
+    from .formats import fits_data_as_image, format_of, write_any
 
     dst = os.fspath(dst)
     if os.path.exists(dst) and not overwrite:
@@ -436,5 +438,12 @@ def upscale_fits(src, dst, upscale_fn, scale: int, *, method: str, hdu=None,
         header = upscaled_header(image.header, scale, history, image_size=(image.data.shape[-1], image.data.shape[-2]))
     except HeaderError as e:
         raise FitsError(f"{src}: HDU {image.hdu_index} ({image.hdu_name}): {e}") from None
-    write_fits(dst, data, header, overwrite=overwrite, quantize_level=quantize_level)
+    if format_of(dst) == "tiff":  # physical values kept as float32 samples; the header has no place there
+        try:
+            pixels = fits_data_as_image(data)
+        except ValueError as e:
+            raise FitsError(f"{src}: {e} (output {dst})") from None
+        write_any(dst, pixels, "tiff", 32, overwrite=overwrite)
+    else:
+        write_fits(dst, data, header, overwrite=overwrite, quantize_level=quantize_level)
     return FitsImage(data=data, header=header, hdu_name="PRIMARY", hdu_index=0)

@@ -6,20 +6,26 @@ Formats, by the file name's (possibly double) extension, case-insensitive:
 |---|---|---|
 | png  | .png                                  | imageio (Pillow; 16-bit and writing: png) |
 | jpeg | .jpg .jpeg                            | imageio (Pillow) |
-| tiff | .tif .tiff                            | imageio (Pillow; 16-bit colour and float through tiff_io) |
+| tiff | .tif .tiff                            | imageio (Pillow; 16-bit colour and float32 through tiff_io) |
 | xisf | .xisf                                 | xisf (the `xisf` package, srcnn_np[xisf]) |
 | fits | .fits .fit .fts, + .gz, .fits.fz, .fz | fits_io (astropy, srcnn_np[fits]) |
 
 Two kinds of data travel through them:
 - "image" formats (png, jpeg, tiff, xisf): pixels as stored, (H, W) or (H, W, C) uint8 | uint16 |
-  float32 in [0, 1] (`LoadedImage`); they convert among each other.
+  float32 (`LoadedImage`; XISF in [0, 1]; float TIFF in any range, NaN allowed, upscaled in
+  physical units as srcnn_np.upscale maps float data); they convert among each other, float data
+  outside [0, 1] only to float TIFF (nothing else stores it unclipped).
 - "fits": physical values of any range plus a FITS header (`FitsImage`), upscaled through
-  science.upscale_science; FITS converts only to FITS (the compressed flavours included).
+  science.upscale_science; FITS converts to FITS (the compressed flavours included) and to a
+  32-bit float TIFF, and float images (float TIFF, XISF) to FITS, physical values kept (see
+  fits_data_as_image / image_as_fits_data: FITS rows run bottom-up, image rows top-down).
 
 A new format is one new module with a reader and a writer, and one row in FORMATS below.
 """
 import os
 from dataclasses import dataclass
+
+import numpy as np
 
 from .imageio import PNG_COMPRESSION, ImageIOError, LoadedImage
 
@@ -96,7 +102,8 @@ def write_any(path, pixels, fmt: str | None = None, bit_depth: int = 8, *, overw
     existing file unless overwrite.
 
     Image formats: pixels (H, W) or (H, W, C) float32 in [0, 1]; bit_depth 8 or 16 (integer
-    samples) or 32 (float samples: XISF; PNG and TIFF take 16 instead, JPEG always 8).
+    samples) or 32 (float samples: XISF, and TIFF, which then keeps any range and NaN, physical
+    units; PNG takes 16 instead, JPEG always 8).
     icc_profile: PNG/JPEG/TIFF; png_compression and threads: PNG/TIFF
     encoding (see imageio.write_image); metadata: XISF (xisf.XisfMetadata, e.g. from upscaled_metadata).
     FITS: pixels are the data ((H, W) or (..., H, W), any units), header an astropy Header;
@@ -110,7 +117,10 @@ def write_any(path, pixels, fmt: str | None = None, bit_depth: int = 8, *, overw
         write_fits(path, pixels, header, overwrite=overwrite, quantize_level=quantize_level)
         return
     if fmt == "xisf":
+        from .imageio import refuse_clipping
         from .xisf import write_xisf
+
+        refuse_clipping(path, pixels, fmt)  # XISF float samples are written with bounds 0:1
 
         write_xisf(path, pixels, bit_depth, metadata, overwrite=overwrite)
         return
@@ -118,7 +128,7 @@ def write_any(path, pixels, fmt: str | None = None, bit_depth: int = 8, *, overw
         raise ImageIOError(f"{path}: unknown output format {fmt!r}")
     from .imageio import write_image
 
-    write_image(path, pixels, fmt, min(bit_depth, 16), overwrite=overwrite, icc_profile=icc_profile,
+    write_image(path, pixels, fmt, bit_depth, overwrite=overwrite, icc_profile=icc_profile,
                 png_compression=png_compression, threads=threads)
 
 
@@ -131,3 +141,24 @@ def upscaled_metadata(image: LoadedImage, scale: int, history: str):
 
     height, width = image.pixels.shape[:2]
     return upscaled_xisf_metadata(image.metadata, scale, history, image_size=(width, height))
+
+
+def fits_data_as_image(data: np.ndarray) -> np.ndarray:
+    """FITS data (H, W) or (..., H, W), rows bottom-up -> image pixels (H, W) or (H, W, 3) float32,
+    rows top-down (as Siril converts); leading axes of length 1 dropped, a cube of 3 planes taken as
+    RGB. ValueError (one line) for other cubes."""
+    planes = np.asarray(data).reshape((-1,) + data.shape[-2:])
+    if planes.shape[0] not in (1, 3):
+        raise ValueError(f"a cube of {planes.shape[0]} planes; an image holds one plane, or 3 as RGB")
+    planes = planes[:, ::-1].astype(np.float32)
+    return planes[0] if planes.shape[0] == 1 else np.ascontiguousarray(planes.transpose(1, 2, 0))
+
+
+def image_as_fits_data(pixels: np.ndarray) -> np.ndarray:
+    """Image pixels (H, W) or (H, W, C), rows top-down -> FITS data (H, W) or (C', H, W), rows
+    bottom-up; alpha (C = 2 or 4) dropped. The inverse of fits_data_as_image."""
+    if pixels.ndim == 2:
+        return np.ascontiguousarray(pixels[::-1])
+    colour = pixels[:, :, : 1 if pixels.shape[2] <= 2 else 3]
+    planes = np.ascontiguousarray(colour.transpose(2, 0, 1)[:, ::-1])
+    return planes[0] if planes.shape[0] == 1 else planes

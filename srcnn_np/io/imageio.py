@@ -1,8 +1,9 @@
 """Reading and writing image files: PNG (8/16-bit), JPEG, TIFF; gray, gray+alpha, RGB, RGBA.
 
 Pixels travel as numpy arrays: (H, W) for one channel or (H, W, C) with C = 2 (gray+alpha),
-3 (RGB), 4 (RGBA); uint8 or uint16 as stored in the file. Writers take float32 in [0, 1] and
-quantise to the requested bit depth. Every write is atomic (temp file in the target directory,
+3 (RGB), 4 (RGBA); uint8 or uint16 as stored in the file, float32 for float TIFF (any range, NaN
+allowed). Writers take float32 in [0, 1] and quantise to the requested bit depth; a 32-bit float
+TIFF keeps float32 samples of any range, and no other format is given data it would clip. Every write is atomic (temp file in the target directory,
 then rename) and never replaces an existing file unless asked to.
 """
 import contextlib
@@ -19,6 +20,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from .atomic import OutputExistsError, atomic_output
 from ..config import MAX_PIXELS_DEFAULT
 from ..errors import one_line
+from ..science import in_unit_range
 
 SIGNED_INTEGER = 2  # TIFF SampleFormat value
 # How outputs are deflated (README, "End to end: the CLI"): PNG with zlib's run-length strategy
@@ -33,9 +35,10 @@ class ImageIOError(ValueError):
 
 @dataclass
 class LoadedImage:
-    pixels: np.ndarray  # (H, W) or (H, W, C) uint8 | uint16 as stored, or float32 in [0, 1]
+    pixels: np.ndarray  # (H, W) or (H, W, C) uint8 | uint16 as stored, or float32: XISF in [0, 1],
+    # float TIFF as stored (any range, NaN allowed: physical units, see srcnn_np.upscale)
     format: str  # "png", "jpeg", "tiff" or "xisf"
-    bit_depth: int  # 8 or 16: what the file stores per sample; 32 for XISF float samples
+    bit_depth: int  # 8 or 16: what the file stores per sample; 32 for float samples (XISF, TIFF)
     icc_profile: bytes | None = field(default=None, repr=False)  # carried to the output
     metadata: object = field(default=None, repr=False)  # XISF: xisf.XisfMetadata (keywords, properties)
 
@@ -52,6 +55,9 @@ def read_image(path, max_pixels: int = MAX_PIXELS_DEFAULT) -> LoadedImage:
         from . import png
 
         with quiet_decoders():
+            float_tiff = _float_tiff(path, max_pixels)
+            if float_tiff is not None:
+                return float_tiff
             if png.is_png16(path):
                 with open(path, "rb") as f:
                     ihdr = f.read(24)  # signature, IHDR length and type, width, height
@@ -154,15 +160,29 @@ def _read_with_pillow(path: str, max_pixels: int) -> LoadedImage:
                 # tifffile would allocate what the StripByteCounts / TileByteCounts claim
                 raise ImageIOError(f"{path}: truncated or corrupt TIFF (strips or tiles larger than the file)")
 
-            pixels = tiff_io.read_tiff(path)
-            if pixels.dtype.kind == "f" and np.isfinite(pixels).all() and (pixels.min() < 0 or pixels.max() > 1):
-                raise ImageIOError(f"{path}: float samples outside [0, 1] would be clipped; "
-                                   "use FITS, whose data srcnn_np maps from any range")
-            return LoadedImage(pixels, "tiff", 16, im.info.get("icc_profile"))
+            pixels = tiff_io.read_tiff(path)  # float32 here only from a header _float_tiff could not tell
+            return LoadedImage(pixels, "tiff", 32 if pixels.dtype.kind == "f" else 16, im.info.get("icc_profile"))
         icc = im.info.get("icc_profile")
         im = ImageOps.exif_transpose(im)
         pixels, bit_depth = _pillow_pixels(im, path)
     return LoadedImage(pixels, fmt, bit_depth, icc)
+
+
+def _float_tiff(path: str, max_pixels: int) -> LoadedImage | None:
+    """A TIFF of float samples (gray, gray+alpha, RGB, RGBA; float16/32/64, any range, NaN
+    allowed) as float32 through tifffile, bit depth 32; None when `path` is no float TIFF. Told from
+    the file's header alone, so a missing tifffile gets its install hint (ImportError) for every
+    float TIFF, and the size limit applies before decoding."""
+    from . import tiff_io
+
+    tags = tiff_io.first_ifd_tags(path)
+    if tags is None or not tiff_io.has_float_samples(tags):
+        return None
+    _check_size(path, tags.get("width", (0,))[0], tags.get("height", (0,))[0], max_pixels)
+    if max(tags.get("strip_bytes", (0,)) + tags.get("tile_bytes", (0,))) > os.path.getsize(path):
+        # tifffile would allocate what the StripByteCounts / TileByteCounts claim
+        raise ImageIOError(f"{path}: truncated or corrupt TIFF (strips or tiles larger than the file)")
+    return LoadedImage(tiff_io.read_tiff(path), "tiff", 32)
 
 
 def _check_size(path: str, width: int, height: int, max_pixels: int) -> None:
@@ -238,6 +258,8 @@ def write_image(path, pixels: np.ndarray, fmt: str, bit_depth: int = 8, *, overw
     """Write (H, W) or (H, W, C) float32 in [0, 1] as `fmt` ("png", "jpeg", "tiff") atomically.
 
     16-bit is kept for PNG and TIFF; JPEG is always 8-bit and cannot carry alpha (alpha is dropped).
+    bit_depth 32: TIFF stores float32 samples as given (any range, NaN: physical units); PNG takes 16.
+    Float data outside [0, 1] or with NaN in any other bit depth would be clipped: ImageIOError.
     png_compression is "rle" or a zlib level 0..9 (see png.zlib_options); PNG and 16-bit
     colour TIFF deflate on `threads` threads (default: every CPU this process may use).
     Raises ImageIOError if `path` exists and not `overwrite`, or if writing fails; on failure no
@@ -250,7 +272,10 @@ def write_image(path, pixels: np.ndarray, fmt: str, bit_depth: int = 8, *, overw
             pixels = pixels[:, :, :-1]
     if pixels.ndim == 3 and pixels.shape[2] == 1:
         pixels = pixels[:, :, 0]
-    data = quantize(pixels, bit_depth)
+    float_samples = fmt == "tiff" and bit_depth == 32
+    if not float_samples:
+        refuse_clipping(path, pixels, fmt)
+    data = np.asarray(pixels, dtype=np.float32) if float_samples else quantize(pixels, min(bit_depth, 16))
     try:
         with atomic_output(path, overwrite=overwrite) as tmp:
             with open(tmp, "wb") as f:
@@ -265,16 +290,24 @@ def write_image(path, pixels: np.ndarray, fmt: str, bit_depth: int = 8, *, overw
         raise ImageIOError(f"{path}: cannot write ({one_line(e)})") from None
 
 
+def refuse_clipping(path, pixels: np.ndarray, fmt: str) -> None:
+    """ImageIOError (one line) when float pixels hold values outside [0, 1] or NaN, which `fmt`
+    (anything but a 32-bit float TIFF) would clip: physical units are never clipped silently."""
+    if pixels.dtype.kind == "f" and not in_unit_range(pixels):
+        raise ImageIOError(f"{path}: float data outside [0, 1] or with NaN cannot be stored as {fmt.upper()} "
+                           "without clipping; write a 32-bit float TIFF (.tif) or FITS")
+
+
 def _encode(f, data: np.ndarray, fmt: str, icc_profile, png_compression, threads: int | None) -> None:
-    """Encode uint8/uint16 (H, W[, C]) pixels into the open binary file f."""
+    """Encode uint8/uint16 (H, W[, C]) pixels (float32: TIFF) into the open binary file f."""
     extra = {"icc_profile": icc_profile} if icc_profile else {}
     if fmt == "png":
         from .png import write_png
 
         write_png(f, data, compression=png_compression, threads=threads, icc_profile=icc_profile)
         return
-    if data.dtype == np.uint16:
-        if data.ndim == 3:
+    if data.dtype == np.uint16 or data.dtype == np.float32:
+        if data.ndim == 3 or data.dtype == np.float32:
             from . import tiff_io
 
             tiff_io.write_tiff(f, data, level=TIFF_LEVEL, threads=threads)

@@ -6,6 +6,8 @@ samples, which these functions handle. tifffile is imported inside the functions
 Arrays: (H, W) gray, or (H, W, C) with C = 2 (gray + alpha), 3 (RGB), 4 (RGBA); samples uint8,
 uint16 or float32, native byte order. Float samples are taken as stored (no range is implied).
 """
+import struct
+
 import numpy as np
 
 TIFFFILE_HINT = 'TIFF with 16-bit colour or float samples needs tifffile: pip install "srcnn_np[tiff]"'
@@ -14,11 +16,68 @@ UNASSOCIATED_ALPHA = "unassalpha"  # TIFF ExtraSamples = 2
 # NewSubfileType (tag 254) bits of an IFD that is no image of its own: a reduced-resolution preview
 # (1) or a transparency mask (4) of another one
 AUXILIARY_SUBFILE = 0b101
+FLOAT_SAMPLES = 3  # TIFF SampleFormat (tag 339) of IEEE floating-point samples
+# tags first_ifd_tags reads: ImageWidth, ImageLength, BitsPerSample, SamplesPerPixel, StripByteCounts,
+# SampleFormat, TileByteCounts
+HEADER_TAGS = {256: "width", 257: "height", 258: "bits", 277: "samples", 279: "strip_bytes", 339: "sample_format",
+               325: "tile_bytes"}
+# TIFF field types with integer values: BYTE, SHORT, LONG, LONG8 (BigTIFF) -> struct code
+INTEGER_FIELDS = {1: "B", 3: "H", 4: "I", 16: "Q"}
 
 
 class TiffError(ValueError):
     """A TIFF whose layout or sample type srcnn_np does not handle; one line, without the path
     (callers name the file)."""
+
+
+def first_ifd_tags(path) -> dict | None:
+    """The first image's header tags from a TIFF file, read without decoding any pixels (and
+    without tifffile): {"width", "height", "bits", "samples", "strip_bytes", "sample_format",
+    "tile_bytes"} -> tuple of ints, for the tags present; None when the file is no TIFF (classic
+    or BigTIFF) or its first directory or a tag's values lie outside the file (a corrupt file:
+    the decoder that then opens it names the fault)."""
+    with open(path, "rb") as f:
+        head = f.read(16)
+        if head[:2] not in (b"II", b"MM") or len(head) < 8:
+            return None
+        order = "<" if head[:2] == b"II" else ">"
+        version = struct.unpack(order + "H", head[2:4])[0]
+        if version == 42:
+            offset, count_fmt, entry_fmt, inline = struct.unpack(order + "I", head[4:8])[0], "H", "HHI", 4
+        elif version == 43 and len(head) == 16:
+            offset, count_fmt, entry_fmt, inline = struct.unpack(order + "Q", head[8:16])[0], "Q", "HHQ", 8
+        else:
+            return None
+        f.seek(offset)
+        raw = f.read(struct.calcsize(order + count_fmt))
+        if len(raw) < struct.calcsize(order + count_fmt):
+            return None
+        entries = struct.unpack(order + count_fmt, raw)[0]
+        entry_size = 2 + 2 + struct.calcsize(order + entry_fmt[2]) + inline
+        table = f.read(entries * entry_size)
+        if len(table) < entries * entry_size:
+            return None
+        tags = {}
+        for i in range(entries):
+            entry = table[i * entry_size:(i + 1) * entry_size]
+            tag, kind, count = struct.unpack(order + entry_fmt, entry[:-inline])
+            if tag not in HEADER_TAGS or kind not in INTEGER_FIELDS:
+                continue
+            size = count * struct.calcsize(INTEGER_FIELDS[kind])
+            if size <= inline:
+                data = entry[-inline:][:size]
+            else:
+                f.seek(struct.unpack(order + ("I" if inline == 4 else "Q"), entry[-inline:])[0])
+                data = f.read(size)
+                if len(data) < size:
+                    return None
+            tags[HEADER_TAGS[tag]] = struct.unpack(order + INTEGER_FIELDS[kind] * count, data)
+    return tags
+
+
+def has_float_samples(tags: dict) -> bool:
+    """Whether first_ifd_tags' result says the image stores floating-point samples."""
+    return FLOAT_SAMPLES in tags.get("sample_format", ())
 
 
 def _tifffile():
