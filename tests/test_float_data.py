@@ -6,7 +6,8 @@ import pytest
 from PIL import Image
 
 import srcnn_np
-from srcnn_np import evaluate, science
+from srcnn_np import science
+from srcnn_np.eval import degrade
 from srcnn_np.model import resolve_weights, to_float01, upscale, upscale_mapped
 from srcnn_np.viewer import ViewImage, bicubic_image
 
@@ -150,14 +151,14 @@ def test_evaluate_maps_a_float_ground_truth_as_the_network_sees_it(tmp_path):
     tifffile = pytest.importorskip("tifffile")
     data = adu_field(24, 30, 3, seed=9)
     tifffile.imwrite(tmp_path / "adu.tif", data, photometric="rgb")
-    loaded = evaluate.load_rgb(tmp_path / "adu.tif")
+    loaded = degrade.load_rgb(tmp_path / "adu.tif")
     lows, highs = data.min(axis=(0, 1)), data.max(axis=(0, 1))
     want = ((data.astype(np.float64) - lows) / (highs - lows)).astype(np.float32)
     assert np.array_equal(loaded, want), f"up to {np.abs(loaded - want).max()} from the min-max map"
     data[2, 3, 1] = np.nan
     tifffile.imwrite(tmp_path / "blank.tif", data, photometric="rgb")
     with pytest.raises(ValueError, match="NaN or inf"):
-        evaluate.load_rgb(tmp_path / "blank.tif")
+        degrade.load_rgb(tmp_path / "blank.tif")
     unit = np.asarray(Image.fromarray(sky(16, 20, 3)), dtype=np.float32) / np.float32(255)
     tifffile.imwrite(tmp_path / "unit.tif", unit, photometric="rgb")
-    assert np.array_equal(evaluate.load_rgb(tmp_path / "unit.tif"), unit)  # [0, 1] data unchanged
+    assert np.array_equal(degrade.load_rgb(tmp_path / "unit.tif"), unit)  # [0, 1] data unchanged
