@@ -35,6 +35,7 @@ from numba import njit
 from numba.extending import register_jitable
 
 from ..config import JIT_OPTIONS
+from ..geometry import HALO
 from . import isa, notice, threads, winograd  # noqa: F401 (notice: the first-compile line on stderr)
 from .simd import (block_bias, block_channels, block_fma_broadcast, block_fma_elementwise, block_lanes,
                    block_pixels, block_store, block_sum_store, block_zero, copy_vector,
@@ -310,6 +311,12 @@ def winograd_weights(w: np.ndarray) -> np.ndarray:
     """(5, 5, Cin, Cout) float32 -> (5, 8, Cin, Cout) float32, cached for the last few weight sets."""
     return _winograd_weights(np.ascontiguousarray(w, np.float32).tobytes(), w.shape)
 
+
+# A Winograd output's rounding depends on every input of its tile, up to winograd.TILE - 1 columns
+# beyond its 5 taps (in exact arithmetic their terms cancel, in float32 they leave a last-bit trace).
+# So a window of the image computes the whole image's bits in the pixels at least WINDOW_HALO from
+# its edges inside the image (tiles anchored to the image, x_origin), not HALO: model.py tiles so.
+WINDOW_HALO = HALO + winograd.TILE - 1
 
 FUSED_CHUNK_ROWS = 16  # conv2 rows a thread computes before running conv3 over them
 
