@@ -4,8 +4,11 @@
         [--variants native,avx2,lanes4] [--json bench.json] [--png benchmarks/speed.png]
         [--from-json bench.json [more.json ...]]
 
-The table has, per variant, stage and input size: the median time of each, their GFLOP/s and the
-srcnn_np / torch time ratio (below 1: srcnn_np is faster). --variants runs the benchmarks once per
+The table has, per variant, stage and input size: the median time of each, their GFLOP/s (of the
+direct convolutions' work, the same count for both), the srcnn_np / torch time ratio (below 1:
+srcnn_np is faster), and srcnn_np's GFLOP/s of the work its algorithms actually do (conv2 by
+Winograd does fewer multiply-adds) with that rate's share of the machine's peak, printed above the
+table with its parts (benchmarks/peak.py; --fma-units overrides its guess). --variants runs the benchmarks once per
 variant of the CPU kernels, each in its own process, one after the other: "native" is this
 machine's; a forced variant is compiled for a CPU of its kind and torch is capped to the same
 vector ISA (see FORCED), so an AVX-512 machine shows roughly what an AVX2 one would. --from-json
@@ -60,6 +63,8 @@ def rows_from_json(paths: list[Path]) -> list[dict]:
         t = b["stats"]["median"]
         row[info["impl"]] = t
         row[info["impl"] + "_gflops"] = info["flop"] / t / 1e9 if info["flop"] else None
+        done = info.get("flop_done", info["flop"])  # older runs did not record it
+        row[info["impl"] + "_done_gflops"] = done / t / 1e9 if done else None
     rows = [r for r in groups.values() if "srcnn_np" in r and "torch" in r]
     for r in rows:
         r["ratio"] = r["srcnn_np"] / r["torch"]
@@ -67,17 +72,24 @@ def rows_from_json(paths: list[Path]) -> list[dict]:
     return sorted(rows, key=lambda r: (r["variant"], r["colour"], r["size"], order[r["stage"]]))
 
 
-def print_table(rows: list[dict]) -> None:
+def print_table(rows: list[dict], fma_units: int | None = None) -> None:
+    from peak import machine_peak
+
     def gf(x):
         return "-" if x is None else f"{x:7.1f}"
 
+    peaks = {t: machine_peak(t, fma_units) for t in sorted({r["threads"] for r in rows})}
+    for p in peaks.values():
+        print(f"\n{p.describe()}")
     width = max(len(r["variant"]) for r in rows)
-    print(f"\n{'variant':{width}} {'stage':8} {'input':>12} {'thr':>3} {'torch s':>9} {'GFLOP/s':>8} "
-          f"{'srcnn_np s':>10} {'GFLOP/s':>8} {'np/torch':>8}")
+    print(f"{'variant':{width}} {'stage':8} {'input':>12} {'thr':>3} {'torch s':>9} {'GFLOP/s':>8} "
+          f"{'srcnn_np s':>10} {'GFLOP/s':>8} {'np/torch':>8} {'done GF/s':>9} {'% peak':>6}")
     for r in rows:
+        done = r["srcnn_np_done_gflops"]
+        share = "-" if done is None else f"{100 * done / peaks[r['threads']].gflops:5.0f}%"
         print(f"{r['variant']:{width}} {r['stage']:8} {r['colour'] + ' ' + str(r['size']):>12} {r['threads']:>3} "
               f"{r['torch']:9.4f} {gf(r['torch_gflops']):>8} {r['srcnn_np']:10.4f} "
-              f"{gf(r['srcnn_np_gflops']):>8} {r['ratio']:8.3f}")
+              f"{gf(r['srcnn_np_gflops']):>8} {r['ratio']:8.3f} {gf(done):>9} {share:>6}")
 
 
 def bar_chart(rows: list[dict], png: Path) -> None:
@@ -116,6 +128,7 @@ def main(argv=None) -> int:
     p.add_argument("--json", type=Path, help="keep the pytest-benchmark JSON here")
     p.add_argument("--from-json", type=Path, nargs="+", help="report saved runs instead of running")
     p.add_argument("--png", type=Path, default=HERE / "speed.png")
+    p.add_argument("--fma-units", type=int, help="FMA units per core for the peak (default: benchmarks/peak.py's table)")
     args = p.parse_args(argv)
     if args.from_json:
         json_paths = args.from_json
@@ -136,7 +149,7 @@ def main(argv=None) -> int:
         print(f"{' '.join(map(str, json_paths))}: no benchmark group has both an srcnn_np and a torch entry",
               file=sys.stderr)
         return 1
-    print_table(rows)
+    print_table(rows, args.fma_units)
     bar_chart(rows, args.png)
     return 0
 

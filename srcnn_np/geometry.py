@@ -25,16 +25,19 @@ def edge_margin(scale: int) -> int:
     return -(-HALO // scale)
 
 
-# Default output tile side. A tile's working set is about (tile + 2 HALO)^2 x 65 float32
-# (the upsampled and 64-channel maps): 72 MB at 512; the halo adds ~6% work on interior tiles.
+# Default output tile side. A tile's working set is about (tile + 2 halo)^2 x 65 float32
+# (the upsampled and 64-channel maps; the CPU's halo is 11): 74 MB at 512; the halo adds ~9% work
+# on interior tiles.
 DEFAULT_TILE = 512
 
 
-def tile_windows(length: int, tile: int):
-    """Split [0, length) into output spans of `tile` and their windows grown by HALO inside [0, length).
+def tile_windows(length: int, tile: int, halo: int = HALO):
+    """Split [0, length) into output spans of `tile` and their windows grown by `halo` inside [0, length).
 
-    Yields (out_start, out_stop, win_start, win_stop) for each tile along one axis.
+    Yields (out_start, out_stop, win_start, win_stop) for each tile along one axis. halo: HALO
+    for the receptive field; the CPU kernels' windows add their Winograd tiles' rounding reach
+    (srcnn_np.cpu.kernels.WINDOW_HALO), so that tiles give the untiled result bit for bit.
     """
     for start in range(0, length, tile):
         stop = min(start + tile, length)
-        yield start, stop, max(start - HALO, 0), min(stop + HALO, length)
+        yield start, stop, max(start - halo, 0), min(stop + halo, length)

@@ -97,9 +97,9 @@ def window_output(lr: np.ndarray, kw: KernelWeights, y0: int, x0: int, h: int, w
                   ws: Workspace) -> np.ndarray:
     """The network's (h, w) float32 output on the window [y0:y0 + h, x0:x0 + w] (fast path).
 
-    Each conv zero-pads at the window's edge: the result equals the whole-image network wherever
-    the window's edges are the image's borders; within HALO pixels of a window edge inside the
-    image it does not (callers crop that margin). conv2 and conv3 run fused, without a conv2 map.
+    Each conv zero-pads at the window's edge: the result equals the whole-image network, bit for
+    bit, except within kernels.WINDOW_HALO pixels of a window edge inside the image (callers crop
+    that margin). conv2 and conv3 run fused, without a conv2 map.
     """
     _, conv1 = upsample_conv1(lr, kw, y0, x0, h, w, ws)
     out = np.empty((h, w), dtype=np.float32)
@@ -133,8 +133,8 @@ def srcnn_forward(lr: np.ndarray, kw: KernelWeights, tile: int | None = None,
     """(H, W) float32 -> (sH, sW) float32, the network's raw (unclipped) output.
 
     Computed in output tiles of tile x tile pixels (None: DEFAULT_TILE), each on a window grown by
-    HALO pixels on its sides inside the image and cropped back, so the result equals the
-    untiled network; the working memory is that of one window, kept in `workspace` (default:
+    kernels.WINDOW_HALO pixels on its sides inside the image and cropped back, so the result is
+    the untiled network's, bit for bit; the working memory is that of one window, kept in `workspace` (default:
     a new one; pass one to reuse it across calls). on_tile() is called after each tile.
     """
     tile = DEFAULT_TILE if tile is None else int(tile)
@@ -144,8 +144,8 @@ def srcnn_forward(lr: np.ndarray, kw: KernelWeights, tile: int | None = None,
     sH, sW = lr.shape[0] * kw.scale, lr.shape[1] * kw.scale
     out = np.empty((sH, sW), dtype=np.float32)
     ws = Workspace() if workspace is None else workspace
-    for oy0, oy1, wy0, wy1 in tile_windows(sH, tile):
-        for ox0, ox1, wx0, wx1 in tile_windows(sW, tile):
+    for oy0, oy1, wy0, wy1 in tile_windows(sH, tile, kernels.WINDOW_HALO):
+        for ox0, ox1, wx0, wx1 in tile_windows(sW, tile, kernels.WINDOW_HALO):
             win = window_output(lr, kw, wy0, wx0, wy1 - wy0, wx1 - wx0, ws)
             out[oy0:oy1, ox0:ox1] = win[oy0 - wy0:oy1 - wy0, ox0 - wx0:ox1 - wx0]
             if on_tile is not None:
@@ -299,7 +299,7 @@ def upscale(image: np.ndarray, weights=None, *, mode: str = "rgb", scale: int = 
           the BT.601 luminance and upsamples chroma bicubically (about 3x faster).
     Alpha is always upsampled bicubically, never through the net.
     tile: output tile side in pixels for the network (None: DEFAULT_TILE, 512); the result does
-          not depend on it, the peak memory does (about 260 x (tile + 16)^2 bytes).
+          not depend on it (bit for bit), the peak memory does (about 260 x (tile + 22)^2 bytes).
     device: "cpu" (default), "cuda" or "auto" (see network_on).
     on_tile: called after each network tile on the CPU (network_tiles(...) calls in all), for progress.
     edges: "replicate" (default) or "zero", how the network meets the image's border (see EDGES).

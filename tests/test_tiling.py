@@ -1,18 +1,25 @@
-"""Tiled inference equals the untiled network (<= 1e-5), whatever the tile size and image shape."""
+"""Tiled inference gives the untiled network's bits, whatever the tile size, image shape, scale,
+edge mode and kernel variant (np.array_equal, not a tolerance)."""
 import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import srcnn_np
+from srcnn_np.cpu import isa
 from srcnn_np.geometry import HALO, tile_windows
 from srcnn_np.model import KernelWeights, forward_stages, srcnn_forward
 
 from .checks import assert_close
 from .conftest import random_weights
 
-TILED_TOL = 1e-5
 KW = KernelWeights.from_weights(random_weights(3))
+
+
+def assert_same_bits(name, got, want):
+    """got == want bit for bit (assert_close at tolerance 0 names the pixels that differ)."""
+    assert_close(name, got, want, 0.0)
+    assert np.array_equal(got, want), name
 
 
 @pytest.mark.parametrize("tile", list(range(1, 18)) + [23, 64, 1000])
@@ -20,7 +27,7 @@ KW = KernelWeights.from_weights(random_weights(3))
 def test_tiled_equals_untiled_random_image(shape, tile):
     lr = np.random.default_rng(tile + 100 * shape[0]).random(shape, dtype=np.float32)
     untiled = forward_stages(lr, KW)["output"]
-    assert_close(f"tile {tile} of {shape}", srcnn_forward(lr, KW, tile), untiled, TILED_TOL)
+    assert_same_bits(f"tile {tile} of {shape}", srcnn_forward(lr, KW, tile), untiled)
 
 
 @given(h=st.integers(1, 40), w=st.integers(1, 40), tile=st.integers(4, 50), seed=st.integers(0, 99))
@@ -28,24 +35,38 @@ def test_tiled_equals_untiled_random_image(shape, tile):
 def test_tiled_equals_untiled_any_shape(h, w, tile, seed):
     lr = np.random.default_rng(seed).standard_normal((h, w)).astype(np.float32)
     untiled = forward_stages(lr, KW)["output"]
-    assert_close(f"tile {tile} of {(h, w)}", srcnn_forward(lr, KW, tile), untiled, TILED_TOL)
+    assert_same_bits(f"tile {tile} of {(h, w)}", srcnn_forward(lr, KW, tile), untiled)
 
 
 @pytest.mark.parametrize("tile", [13, 100, 129])
 def test_tiled_equals_untiled_real_image(hubble_gray, tile):
     lr = np.ascontiguousarray(hubble_gray[200:330, 500:597])  # 130 x 97: no tile divides 260 x 194
     untiled = forward_stages(lr, KW)["output"]
-    assert_close(f"hubble crop, tile {tile}", srcnn_forward(lr, KW, tile), untiled, TILED_TOL)
+    assert_same_bits(f"hubble crop, tile {tile}", srcnn_forward(lr, KW, tile), untiled)
 
 
-def test_upscale_rgb_does_not_depend_on_the_tile():
+@pytest.mark.parametrize("edges", ["replicate", "zero"])
+@pytest.mark.parametrize("scale", [2, 3, 4])
+def test_upscale_does_not_depend_on_the_tile(scale, edges):
+    """Odd sizes, tiles that cut the image at every phase of the kernels' blocks, both edge modes."""
     data = pytest.importorskip("skimage.data")
 
-    rgb = data.astronaut()[100:160, 200:245]  # uint8 (60, 45, 3)
-    weights = random_weights(4)
-    whole = srcnn_np.upscale(rgb, weights, tile=10_000)
-    for tile in (5, 33):
-        assert_close(f"upscale tile {tile}", srcnn_np.upscale(rgb, weights, tile=tile), whole, TILED_TOL)
+    rgb = data.astronaut()[100:147, 200:233]  # uint8 (47, 33, 3)
+    weights = random_weights(4, scale)
+    whole = srcnn_np.upscale(rgb, weights, scale=scale, tile=10_000, edges=edges)
+    for tile in (5, 18, 33, 61):
+        assert_same_bits(f"x{scale} edges={edges} tile {tile}",
+                         srcnn_np.upscale(rgb, weights, scale=scale, tile=tile, edges=edges), whole)
+
+
+@pytest.mark.parametrize("variant", list(isa.VARIANTS))
+def test_tiles_give_the_same_bits_in_every_variant(variant, monkeypatch):
+    """Each register block (avx512, avx2, lanes4) on any CPU: tiled output equals untiled, bit for bit."""
+    monkeypatch.setattr(isa, "BLOCK", isa.VARIANTS[variant])
+    lr = np.random.default_rng(7).random((45, 38), dtype=np.float32)
+    untiled = forward_stages(lr, KW)["output"]
+    for tile in (7, 16, 29, 50):
+        assert_same_bits(f"{variant} tile {tile}", srcnn_forward(lr, KW, tile), untiled)
 
 
 @pytest.mark.parametrize("length,tile", [(1, 1), (1, 512), (17, 4), (100, 100), (101, 25), (1000, 333)])

@@ -21,33 +21,35 @@ import numpy as np
 TAPS = 5  # kernel width the transform is for
 TILE = 4  # output columns per tile
 POINTS = TILE + TAPS - 1  # 8 transformed values per tile
+MULTIPLY_ADD_RATIO = POINTS / (TILE * TAPS)  # the conv's multiply-adds against the direct conv's: 0.4
 FINITE_POINTS = (0.0, 1.0, -1.0, 2.0, -2.0, 0.5, -0.5)  # and infinity
 
 
-def transform_matrices(tile: int = TILE, finite_points=FINITE_POINTS) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(AT (tile, n), G (n, 5), BT (n, n)) float64 with y = AT @ ((G @ g) * (BT @ d)), n = tile + 4.
+def transform_matrices(tile: int = TILE, finite_points=FINITE_POINTS,
+                       taps: int = TAPS) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(AT (tile, n), G (n, taps), BT (n, n)) float64 with y = AT @ ((G @ g) * (BT @ d)), n = tile + taps - 1.
 
     AT and G are the Toom-Cook evaluation and interpolation matrices on finite_points (n - 1 of
     them) and infinity; BT is the one matrix that makes the identity hold for every g and d (a
-    linear system in its entries), solved for and checked rather than typed in. Other tiles and
-    points are for the experiment that chose these (dev/winograd_accuracy.py).
+    linear system in its entries), solved for and checked rather than typed in. Other tiles, points
+    and taps are for the experiment that chose these (dev/winograd_accuracy.py).
     """
-    n = tile + TAPS - 1
+    n = tile + taps - 1
     if len(finite_points) != n - 1:
-        raise ValueError(f"F({tile}, {TAPS}) needs {n - 1} finite points, got {len(finite_points)}")
+        raise ValueError(f"F({tile}, {taps}) needs {n - 1} finite points, got {len(finite_points)}")
     at = np.zeros((tile, n))
-    g = np.zeros((n, TAPS))
+    g = np.zeros((n, taps))
     for j, a in enumerate(finite_points):
         at[:, j] = [a ** i for i in range(tile)]
         norm = np.prod([a - b for b in finite_points if b != a])
-        g[j] = [a ** k / norm for k in range(TAPS)]
+        g[j] = [a ** k / norm for k in range(taps)]
     at[tile - 1, n - 1] = 1.0  # the point at infinity
-    g[n - 1, TAPS - 1] = 1.0
+    g[n - 1, taps - 1] = 1.0
     # sum_j at[i, j] g[j, k] bt[j, l] == (l == i + k) for every i, k, l: linear in bt's entries
-    system = np.zeros((tile, TAPS, n, n, n))
-    target = np.zeros((tile, TAPS, n))
+    system = np.zeros((tile, taps, n, n, n))
+    target = np.zeros((tile, taps, n))
     for i in range(tile):
-        for k in range(TAPS):
+        for k in range(taps):
             target[i, k, i + k] = 1.0
             for l in range(n):
                 system[i, k, l, :, l] = at[i] * g[:, k]
@@ -55,7 +57,7 @@ def transform_matrices(tile: int = TILE, finite_points=FINITE_POINTS) -> tuple[n
     bt = np.round(bt.reshape(n, n) * 1024) / 1024  # small fractions in fact: exact zeros stay zeros
     residual = np.abs(system.reshape(-1, n * n) @ bt.ravel() - target.ravel()).max()
     if residual > 1e-9:
-        raise ArithmeticError(f"Winograd F({tile}, {TAPS}) transform does not hold: residual {residual}")
+        raise ArithmeticError(f"Winograd F({tile}, {taps}) transform does not hold: residual {residual}")
     return at, g, bt
 
 
