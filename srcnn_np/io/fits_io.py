@@ -132,8 +132,9 @@ def read_fits(path, hdu=None) -> FitsImage:
 
     hdu: None for the first HDU holding an image of 2 or more axes (the primary HDU unless it is
     empty), an int index, or an EXTNAME (a string of digits is taken as an index).
-    Returns FitsImage with data (H, W) or (..., H, W): float data as stored, integer data scaled
-    by BSCALE/BZERO by astropy, BLANK integer pixels turned into NaN (the array then float32).
+    Returns FitsImage with data (H, W) or (..., H, W), no axis of length 0 (refused): float data
+    as stored, integer data scaled by BSCALE/BZERO by astropy, BLANK integer pixels turned into
+    NaN (the array then float32).
     The file's structure is checked first (check_fits_structure), so that a hostile header cannot
     make astropy hang or allocate more than the file holds; astropy's warnings are silenced.
     Raises FitsError with a one-line reason naming the file (MemoryError passes through).
@@ -144,9 +145,10 @@ def read_fits(path, hdu=None) -> FitsImage:
     try:
         with quiet_decoders(), fits.open(path, memmap=False) as hdul:
             index, chosen = _select_hdu(hdul, hdu, path)
+            name = chosen.name
+            _refuse_zero_length_axes(chosen.header, f"{path}: HDU {index} ({name})")
             data = chosen.data
             header = chosen.header.copy()
-            name = chosen.name
             if data is None or data.ndim < 2:
                 raise FitsError(f"{path}: HDU {index} ({name}) holds no image of 2 or more axes")
             data = _blanks_to_nan(np.asarray(data), header)
@@ -155,6 +157,13 @@ def read_fits(path, hdu=None) -> FitsImage:
     except Exception as e:  # noqa: BLE001 - astropy tripping over a hostile file (KeyError, VerifyError...)
         raise FitsError(f"{path}: not a readable FITS file ({one_line(e)})") from None
     return FitsImage(data=data, header=header, hdu_name=name, hdu_index=index)
+
+
+def _refuse_zero_length_axes(header, where: str) -> None:
+    """FitsError naming the first NAXISn = 0 of an image header: such an image has no pixels."""
+    for n in range(1, int(header.get("NAXIS", 0)) + 1):
+        if header.get(f"NAXIS{n}") == 0:
+            raise FitsError(f"{where}: NAXIS{n} = 0, the image has no pixels")
 
 
 def physical_blank(header, dtype):
