@@ -402,20 +402,26 @@ def job_failure(job: Job, e: Exception) -> tuple[bool, str]:
 def run_pipelined(jobs: list[Job], kw, args):
     """Yield upscale_job's outcome for each job, in order, each output written on a writer thread
     while the next input is read and upscaled. At most one write is in flight (two results in
-    memory). An interrupt lets that write finish (its output is complete, no temp file), then
-    propagates. --timings: each image's phases, and the batch's wall time, on stderr."""
+    memory). An interrupt lets that write finish (its output is complete, no temp file) and yields
+    its outcome, so that every output on disk is reported, then propagates. --timings: each
+    image's phases, and the batch's wall time, on stderr."""
     started = time.monotonic()
     with ThreadPoolExecutor(1, thread_name_prefix="srcnn-np-writer") as writer:
-        writing = None  # (job, Future of its write) in flight
-        for job in jobs:
-            computed = compute_job(job, kw, args)
+        writing = None  # (job, Future of its write) in flight, or written but not yet yielded
+        try:
+            for job in jobs:
+                computed = compute_job(job, kw, args)
+                if writing is not None:
+                    yield finish_write(*writing, args)
+                    writing = None
+                if isinstance(computed, tuple):
+                    yield computed
+                else:
+                    writing = job, writer.submit(computed)
+        except KeyboardInterrupt:  # in compute_job or while waiting for the write: report that write
             if writing is not None:
                 yield finish_write(*writing, args)
-                writing = None
-            if isinstance(computed, tuple):
-                yield computed
-            else:
-                writing = job, writer.submit(computed)
+            raise
         if writing is not None:
             yield finish_write(*writing, args)
     if args.timings and jobs:
