@@ -94,8 +94,10 @@ def build_parser() -> argparse.ArgumentParser:
                     help="rgb: every colour channel through the net (default); y: luminance only, ~3x faster")
     up.add_argument("--suffix", help="added to output names in directory mode (default _x<scale>)")
     up.add_argument("--ext", choices=tuple(EXT_CHOICES), help="output format in directory mode (default: the input's)")
-    up.add_argument("--overwrite", action="store_true", help="replace existing outputs")
-    up.add_argument("--skip-existing", action="store_true", help="skip inputs whose output exists (resume a batch)")
+    existing = up.add_mutually_exclusive_group()
+    existing.add_argument("--overwrite", action="store_true", help="replace existing outputs")
+    existing.add_argument("--skip-existing", action="store_true",
+                          help="skip inputs whose output exists (resume a batch)")
     up.add_argument("--threads", type=int, help="CPU threads (default: all cores)")
     up.add_argument("--device", default="cpu", choices=("cpu", "cuda", "auto"),
                     help="cpu (default), cuda (NVIDIA GPU, pip install \"srcnn_np[cuda]\") or auto (GPU if usable)")
@@ -532,7 +534,7 @@ def run_out_of_core(args, kw) -> int:
     if args.device != "cpu":
         raise UsageError("--device: the out-of-core .zarr path runs on the CPU (or a --scheduler cluster)")
     source = args.inputs[0]
-    if os.path.lexists(args.output) and args.skip_existing and not args.overwrite:
+    if os.path.lexists(args.output) and args.skip_existing:
         return EXIT_OK
     client = connect_scheduler(args.scheduler) if args.scheduler else None
     started = time.monotonic()
