@@ -521,9 +521,12 @@ def write_fits(path, data: np.ndarray, header=None, overwrite: bool = False, qua
     else:
         hdus = fits.PrimaryHDU(data=data, header=header)
     try:
-        # the temp name ends like the target: astropy gzips a name ending in .gz
-        with atomic_output(path, overwrite=overwrite, suffix=".fits.gz" if compression == "gzip" else ".fits") as tmp:
-            hdus.writeto(tmp, output_verify="fix", overwrite=True)
+        with atomic_output(path, overwrite=overwrite, suffix=".fits") as tmp:
+            if compression == "gzip":  # gzipped here, not by astropy: the gzip header names `path`, not tmp
+                with open(tmp, "wb") as raw, gzip.GzipFile(os.path.basename(path), "wb", fileobj=raw) as stream:
+                    hdus.writeto(stream, output_verify="fix")
+            else:
+                hdus.writeto(tmp, output_verify="fix", overwrite=True)
     except OutputExistsError:
         raise FitsError(f"{path}: already exists (pass overwrite=True / --overwrite to replace it)") from None
     except OSError as e:
