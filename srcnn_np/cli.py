@@ -91,7 +91,8 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--model", default="astro", choices=MODELS,
                     help="shipped model: astro (fine-tuned on Hubble images, default) or general")
     up.add_argument("--mode", default="rgb", choices=("rgb", "y"),
-                    help="rgb: every colour channel through the net (default); y: luminance only, ~3x faster")
+                    help="rgb: every colour channel through the net (default); y: luminance only, chroma "
+                    "bicubic (faster, less memory)")
     up.add_argument("--suffix", help="added to output names in directory mode (default _x<scale>)")
     up.add_argument("--ext", choices=tuple(EXT_CHOICES), help="output format in directory mode (default: the input's)")
     existing = up.add_mutually_exclusive_group()
