@@ -97,11 +97,14 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--model", default="astro", choices=MODELS,
                     help="shipped model: astro (fine-tuned on Hubble images, default) or general")
     up.add_argument("--mode", default="rgb", choices=("rgb", "y"),
-                    help="rgb: every colour channel through the net (default); y: luminance only, ~3x faster")
+                    help="rgb: every colour channel through the net (default); y: luminance only, chroma "
+                    "bicubic (faster, less memory)")
     up.add_argument("--suffix", help="added to output names in directory mode (default _x<scale>)")
     up.add_argument("--ext", choices=tuple(EXT_CHOICES), help="output format in directory mode (default: the input's)")
-    up.add_argument("--overwrite", action="store_true", help="replace existing outputs")
-    up.add_argument("--skip-existing", action="store_true", help="skip inputs whose output exists (resume a batch)")
+    existing = up.add_mutually_exclusive_group()
+    existing.add_argument("--overwrite", action="store_true", help="replace existing outputs")
+    existing.add_argument("--skip-existing", action="store_true",
+                          help="skip inputs whose output exists (resume a batch)")
     up.add_argument("--threads", type=int, help="CPU threads (default: all cores)")
     up.add_argument("--device", default="cpu", choices=("cpu", "cuda", "auto"),
                     help="cpu (default), cuda (NVIDIA GPU, pip install \"srcnn_np[cuda]\") or auto (GPU if usable)")
@@ -432,23 +435,28 @@ def job_failure(job: Job, e: Exception) -> tuple[bool, str]:
 def run_pipelined(jobs: list[Job], kw, args, report: JsonProgress = SILENT):
     """Yield (job, ok, line) for each job, in order, each output written on a writer thread
     while the next input is read and upscaled. At most one write is in flight (two results in
-    memory). An interrupt lets that write finish (its output is complete, no temp file), then
-    propagates. --timings: each image's phases, and the batch's wall time, on stderr.
-    report: --progress json's events (see compute_job)."""
+    memory). An interrupt lets that write finish (its output is complete, no temp file) and yields
+    its outcome, so that every output on disk is reported, then propagates. --timings: each
+    image's phases, and the batch's wall time, on stderr. report: --progress json's events (see compute_job)."""
     started = time.monotonic()
     with ThreadPoolExecutor(1, thread_name_prefix="srcnn-np-writer") as writer:
-        writing = None  # (job, Future of its write) in flight
-        for job in jobs:
-            computed = compute_job(job, kw, args, report)
-            if isinstance(computed, tuple):  # failed, or a FITS job done whole: its file_end may wait for a write
-                report.stop_clock(job.target)
+        writing = None  # (job, Future of its write) in flight, or written but not yet yielded
+        try:
+            for job in jobs:
+                computed = compute_job(job, kw, args, report)
+                if isinstance(computed, tuple):  # failed, or a FITS job done whole: its file_end may wait for a write
+                    report.stop_clock(job.target)
+                if writing is not None:
+                    yield writing[0], *finish_write(*writing, args)
+                    writing = None
+                if isinstance(computed, tuple):
+                    yield job, *computed
+                else:
+                    writing = job, writer.submit(computed)
+        except KeyboardInterrupt:  # in compute_job or while waiting for the write: report that write
             if writing is not None:
                 yield writing[0], *finish_write(*writing, args)
-                writing = None
-            if isinstance(computed, tuple):
-                yield job, *computed
-            else:
-                writing = job, writer.submit(computed)
+            raise
         if writing is not None:
             yield writing[0], *finish_write(*writing, args)
     if args.timings and jobs:
@@ -574,7 +582,7 @@ def run_out_of_core(args, kw) -> int:
     source = args.inputs[0]
     report = JsonProgress(sys.stdout, enabled=args.progress == "json")
     report.start([args.output])
-    if os.path.lexists(args.output) and args.skip_existing and not args.overwrite:
+    if os.path.lexists(args.output) and args.skip_existing:
         report.file_end(source, args.output, "skipped", f"{args.output}: exists (--skip-existing)")
         report.end(EXIT_OK, done=0, failed=0, skipped=1)
         return EXIT_OK

@@ -19,6 +19,14 @@ def ycbcr_to_rgb(ycc: np.ndarray) -> np.ndarray:
     return (ycc - CHROMA_OFFSET) @ YCBCR_TO_RGB.T
 
 
+def ycbcr_plane(rgb: np.ndarray, channel: int) -> np.ndarray:
+    """(H, W, 3) float32 RGB -> (H, W) float32 plane `channel` of YCbCr (0 Y, 1 Cb, 2 Cr), without
+    the (H, W, 3) YCbCr image."""
+    plane = rgb @ RGB_TO_YCBCR[channel]
+    plane += CHROMA_OFFSET[channel]
+    return plane
+
+
 def luminance(rgb: np.ndarray) -> np.ndarray:
     """(H, W, 3) float32 RGB -> (H, W) float32 Y."""
-    return rgb @ RGB_TO_YCBCR[0]
+    return ycbcr_plane(rgb, 0)

@@ -179,6 +179,19 @@ def test_skip_existing_resumes_batch(tmp_path, weights_file, capsys):
     assert Image.open(tmp_path / "out" / "1_x2.png").size == (12, 12)
 
 
+def test_overwrite_with_skip_existing_is_a_usage_error(tmp_path, weights_file, capsys):
+    Image.fromarray(sky(6, 6, 3)).save(tmp_path / "in.png")
+    (tmp_path / "o.png").write_bytes(b"precious")
+    before = snapshot(tmp_path)
+    with pytest.raises(SystemExit) as e:
+        main(["upscale", str(tmp_path / "in.png"), "-o", str(tmp_path / "o.png"), "--weights", weights_file,
+              "--overwrite", "--skip-existing"])
+    err = capsys.readouterr().err
+    assert e.value.code == EXIT_USAGE, err
+    assert len(err.strip().splitlines()) == 1 and "--skip-existing" in err and "--overwrite" in err, err
+    assert snapshot(tmp_path) == before
+
+
 def test_usage_errors_are_one_line(tmp_path, capsys):
     for argv in (["upscale", "x.png"], ["upscale", "x.png", "-o", "y.png", "--scale", "5"], ["bogus"]):
         with pytest.raises(SystemExit) as e:

@@ -66,3 +66,16 @@ def test_fits_in_a_directory_batch_and_wrong_pairing(tmp_path, weights_file, cap
     code = main(["upscale", str(src / "a.fits"), "-o", str(tmp_path / "a.png"), "--weights", weights_file])
     assert code == EXIT_FAILED and "FITS converts only to FITS" in capsys.readouterr().err
     assert not (tmp_path / "a.png").exists()
+
+
+def test_a_fits_file_with_naxis2_0_fails_in_one_line_and_the_batch_goes_on(tmp_path, weights_file, capsys):
+    src = tmp_path / "src"
+    src.mkdir()
+    fits.PrimaryHDU(np.zeros((0, 5), np.float32)).writeto(src / "empty.fits")
+    fits.PrimaryHDU(np.ones((6, 8), np.float32)).writeto(src / "fine.fits")
+    code = main(["upscale", str(src), "-o", str(tmp_path / "out"), "--weights", weights_file])
+    err = capsys.readouterr().err
+    assert code == EXIT_FAILED, err
+    assert f"  {src / 'empty.fits'}: HDU 0 (PRIMARY): NAXIS2 = 0, the image has no pixels\n" in err, err
+    assert "internal error" not in err and "Traceback" not in err, err
+    assert fits.getdata(tmp_path / "out" / "fine_x2.fits").shape == (12, 16)

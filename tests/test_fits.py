@@ -329,6 +329,23 @@ def test_unreadable_inputs_fail_with_one_line_naming_the_file(tmp_path):
         read_fits(one_d)
 
 
+ZERO_LENGTH_AXES = {  # name: (cards changed in image_file's 2x2 int16 HDU, the axis named in the refusal)
+    "naxis2_0": ({"NAXIS2": "0"}, "NAXIS2"),
+    "naxis1_0": ({"NAXIS1": "0"}, "NAXIS1"),
+    "cube_naxis3_0": ({"NAXIS": "3", "NAXIS3": "0"}, "NAXIS3"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(ZERO_LENGTH_AXES))
+def test_an_image_with_a_zero_length_axis_is_refused_in_one_line(tmp_path, name):
+    changes, axis = ZERO_LENGTH_AXES[name]
+    path = tmp_path / f"{name}.fits"
+    path.write_bytes(image_file(changes, data=b""))
+    with pytest.raises(FitsError) as e:
+        read_fits(path)
+    assert str(e.value) == f"{path}: HDU 0 (PRIMARY): {axis} = 0, the image has no pixels"
+
+
 def test_write_is_atomic_and_refuses_to_overwrite(tmp_path):
     path = tmp_path / "out.fits"
     path.write_bytes(b"precious")

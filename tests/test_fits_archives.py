@@ -87,6 +87,23 @@ def test_compressed_outputs_hold_exactly_the_plain_output(tmp_path, out_name):
         assert pixel_mismatch(fits.getheader(src), hdu.header, 2, b.shape) < 1e-3
 
 
+def gzip_original_name(raw: bytes) -> bytes | None:
+    """The FNAME field of a gzip member's header (RFC 1952: what `gunzip -N` restores), or None."""
+    flags, position = raw[3], 10
+    if flags & 4:  # FEXTRA: a 2-byte length, then that many bytes
+        position += 2 + int.from_bytes(raw[10:12], "little")
+    return raw[position:raw.index(b"\0", position)] if flags & 8 else None
+
+
+def test_gzip_output_names_the_final_file_not_the_temp_file(tmp_path):
+    """`gunzip -N m31_x2.fits.gz` must restore m31_x2.fits, not the hidden temp file's name."""
+    path = tmp_path / "m31_x2.fits.gz"
+    write_fits(path, star_field())
+    name = gzip_original_name(path.read_bytes())
+    assert name in (None, b"m31_x2.fits"), f"gzip header names {name!r}"
+    assert np.array_equal(fits.getdata(path), star_field())
+
+
 def test_quantize_level_gives_rice_tiles_with_astropys_quantisation(tmp_path):
     data = star_field((40, 50))
     write_fits(tmp_path / "q16.fits.fz", data, quantize_level=16)

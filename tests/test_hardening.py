@@ -568,18 +568,9 @@ def test_tampered_weights_refused_before_allocating(tmp_path, capsys, name):
 # ---------------------------------------------------------------- Ctrl-C
 
 
-@pytest.mark.parametrize("signum, status, word", [(signal.SIGINT, EXIT_INTERRUPTED, "interrupted"),
-                                                   (signal.SIGTERM, EXIT_TERMINATED, "terminated")])
-def test_signal_mid_batch_then_resume(tmp_path, weights_file, signum, status, word):
-    """SIGINT (Ctrl-C) or SIGTERM after the first output appears: exit 130 or 143, every output present
-    is complete, no temp files; re-running with --skip-existing finishes the rest without touching
-    the finished ones."""
-    src, out = tmp_path / "src", tmp_path / "out"
-    src.mkdir()
-    names = [f"img{i}.png" for i in range(6)]
-    for i, name in enumerate(names):
-        Image.fromarray(sky(384, 384, 3, seed=i)).save(src / name)  # ~0.4 s each on 2 cores: time to interrupt
-    cmd = [sys.executable, "-m", "srcnn_np", "upscale", str(src), "-o", str(out), "-q", "--weights", weights_file]
+def signal_batch_after_first_output(cmd, out, signum):
+    """Run the batch `cmd` writing PNGs into `out`, send `signum` once the first output appears;
+    (exit status, stdout, stderr)."""
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO)
     try:
         deadline = time.monotonic() + SUBPROCESS_TIMEOUT
@@ -588,12 +579,34 @@ def test_signal_mid_batch_then_resume(tmp_path, weights_file, signum, status, wo
             assert time.monotonic() < deadline, "no output appeared"
             time.sleep(0.02)
         proc.send_signal(signum)
-        _, err = proc.communicate(timeout=SUBPROCESS_TIMEOUT)
+        stdout, stderr = proc.communicate(timeout=SUBPROCESS_TIMEOUT)
     finally:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
-    assert proc.returncode == status, err
+    return proc.returncode, stdout, stderr
+
+
+def sky_batch(src, count):
+    """`count` 384x384 RGB PNGs in src (~0.4 s each on 2 cores: time to interrupt); their names."""
+    src.mkdir()
+    names = [f"img{i}.png" for i in range(count)]
+    for i, name in enumerate(names):
+        Image.fromarray(sky(384, 384, 3, seed=i)).save(src / name)
+    return names
+
+
+@pytest.mark.parametrize("signum, status, word", [(signal.SIGINT, EXIT_INTERRUPTED, "interrupted"),
+                                                   (signal.SIGTERM, EXIT_TERMINATED, "terminated")])
+def test_signal_mid_batch_then_resume(tmp_path, weights_file, signum, status, word):
+    """SIGINT (Ctrl-C) or SIGTERM after the first output appears: exit 130 or 143, every output present
+    is complete, no temp files; re-running with --skip-existing finishes the rest without touching
+    the finished ones."""
+    src, out = tmp_path / "src", tmp_path / "out"
+    names = sky_batch(src, 6)
+    cmd = [sys.executable, "-m", "srcnn_np", "upscale", str(src), "-o", str(out), "-q", "--weights", weights_file]
+    code, _, err = signal_batch_after_first_output(cmd, out, signum)
+    assert code == status, err
     assert "Traceback" not in err and word in err, err
     finished = sorted(os.listdir(out))
     assert all(n.endswith("_x2.png") for n in finished), f"temp files left: {finished}"
@@ -608,6 +621,19 @@ def test_signal_mid_batch_then_resume(tmp_path, weights_file, signum, status, wo
     assert done.returncode == EXIT_OK, done.stderr
     assert sorted(os.listdir(out)) == sorted(n.replace(".png", "_x2.png") for n in names)
     assert {p: v for p, v in snapshot(out).items() if p in first} == first  # finished ones untouched
+
+
+def test_interrupted_batch_reports_every_output_it_finished(tmp_path, weights_file):
+    """Ctrl-C after the first output appears: each output on disk has its 'IN -> OUT' line (the
+    write in flight when the interrupt came is finished and reported, not finished silently)."""
+    src, out = tmp_path / "src", tmp_path / "out"
+    sky_batch(src, 6)
+    cmd = [sys.executable, "-m", "srcnn_np", "upscale", str(src), "-o", str(out), "--weights", weights_file]
+    code, stdout, err = signal_batch_after_first_output(cmd, out, signal.SIGINT)
+    assert code == EXIT_INTERRUPTED, err
+    reported = {line.split(" (")[0] for line in stdout.splitlines()}
+    on_disk = {f"{src / n.replace('_x2.png', '.png')} -> {out / n}" for n in os.listdir(out)}
+    assert on_disk and on_disk <= reported, f"on disk but not reported: {sorted(on_disk - reported)}; stdout: {stdout!r}"
 
 
 @pytest.fixture

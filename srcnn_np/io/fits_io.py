@@ -110,8 +110,9 @@ def read_fits(path, hdu=None) -> FitsImage:
 
     hdu: None for the first HDU holding an image of 2 or more axes (the primary HDU unless it is
     empty), an int index, or an EXTNAME (a string of digits is taken as an index).
-    Returns FitsImage with data (H, W) or (..., H, W): float data as stored, integer data scaled
-    by BSCALE/BZERO by astropy, BLANK integer pixels turned into NaN (the array then float32).
+    Returns FitsImage with data (H, W) or (..., H, W), no axis of length 0 (refused): float data
+    as stored, integer data scaled by BSCALE/BZERO by astropy, BLANK integer pixels turned into
+    NaN (the array then float32).
     The file's structure is checked first (check_fits_structure), so that a hostile header cannot
     make astropy hang or allocate more than the file holds; astropy's warnings are silenced.
     Raises FitsError with a one-line reason naming the file (MemoryError passes through).
@@ -122,9 +123,10 @@ def read_fits(path, hdu=None) -> FitsImage:
     try:
         with quiet_decoders(), fits.open(path, memmap=False) as hdul:
             index, chosen = _select_hdu(hdul, hdu, path)
+            name = chosen.name
+            _refuse_zero_length_axes(chosen.header, f"{path}: HDU {index} ({name})")
             data = chosen.data
             header = chosen.header.copy()
-            name = chosen.name
             if data is None or data.ndim < 2:
                 raise FitsError(f"{path}: HDU {index} ({name}) holds no image of 2 or more axes")
             data = _blanks_to_nan(np.asarray(data), header)
@@ -133,6 +135,13 @@ def read_fits(path, hdu=None) -> FitsImage:
     except Exception as e:  # noqa: BLE001 - astropy tripping over a hostile file (KeyError, VerifyError...)
         raise FitsError(f"{path}: not a readable FITS file ({one_line(e)})") from None
     return FitsImage(data=data, header=header, hdu_name=name, hdu_index=index)
+
+
+def _refuse_zero_length_axes(header, where: str) -> None:
+    """FitsError naming the first NAXISn = 0 of an image header: such an image has no pixels."""
+    for n in range(1, int(header.get("NAXIS", 0)) + 1):
+        if header.get(f"NAXIS{n}") == 0:
+            raise FitsError(f"{where}: NAXIS{n} = 0, the image has no pixels")
 
 
 def physical_blank(header, dtype):
@@ -377,9 +386,12 @@ def write_fits(path, data: np.ndarray, header=None, overwrite: bool = False, qua
     else:
         hdus = fits.PrimaryHDU(data=data, header=header)
     try:
-        # the temp name ends like the target: astropy gzips a name ending in .gz
-        with atomic_output(path, overwrite=overwrite, suffix=".fits.gz" if compression == "gzip" else ".fits") as tmp:
-            hdus.writeto(tmp, output_verify="fix", overwrite=True)
+        with atomic_output(path, overwrite=overwrite, suffix=".fits") as tmp:
+            if compression == "gzip":  # gzipped here, not by astropy: the gzip header names `path`, not tmp
+                with open(tmp, "wb") as raw, gzip.GzipFile(os.path.basename(path), "wb", fileobj=raw) as stream:
+                    hdus.writeto(stream, output_verify="fix")
+            else:
+                hdus.writeto(tmp, output_verify="fix", overwrite=True)
     except OutputExistsError:
         raise FitsError(f"{path}: already exists (pass overwrite=True / --overwrite to replace it)") from None
     except OSError as e:
