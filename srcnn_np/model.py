@@ -1,4 +1,4 @@
-"""The SRCNN forward pass on top of the kernels, and the image-level `upscale`.
+"""The SRCNN forward pass on top of the kernels, and the Upscaler that every route calls.
 
     lr (H, W) float32
     -> bicubic_upsample            (sH, sW)
@@ -6,23 +6,27 @@
     -> conv2 5x5 64->32 + ReLU     (sH, sW, 32)
     -> conv3 5x5 32->1             (sH, sW)       not clipped
 
-`upscale` runs it on an image extended by edge replication (EDGES), so that the convs' zero
-padding never meets the image.
+An `Upscaler` holds the weights and every choice that shapes the output (mode, device, tile,
+edges, the science options); calling it on an image runs the network channel by channel, on an
+image extended by edge replication (options.EDGES) so that the convs' zero padding never meets
+the image. `upscale()`, the CLI's batch, srcnn_np.chunked (Dask), evaluate and the viewer all go
+through one.
 """
+import os
 import warnings
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, field
 from functools import partial
 
 import numpy as np
 
 from .cpu import kernels
-from .geometry import DEFAULT_TILE, EDGES, edge_margin, tile_windows
+from .geometry import DEFAULT_TILE, edge_margin, tile_windows
 from .color import ycbcr_plane, ycbcr_to_rgb
-from .science import BlankImageError, channel_ranges, check_options, in_unit_range, upscale_channels
+from .options import (DEFAULT_DEVICE, DEFAULT_EDGES, DEFAULT_MODE, DEVICES, EDGES, MODES, ScienceOptions,
+                      check_choice, in_unit_range)
+from .science import BlankImageError, channel_ranges, upscale_channels, upscale_science
 from .weights import Weights, load_weights
 
-MODES = ("rgb", "y")
-DEVICES = ("cpu", "cuda", "auto")
 OUTSIDE_UNIT_RANGE = ("float image with values outside [0, 1] or NaN/inf: the network takes [0, 1]; "
                       "srcnn_np.upscale maps such data from its finite range and back (stretch=, conserve_flux=)")
 
@@ -153,22 +157,10 @@ def srcnn_forward(lr: np.ndarray, kw: KernelWeights, tile: int | None = None,
     return out
 
 
-def network_tiles(shape: tuple, mode: str = "rgb", tile: int | None = None, scale: int = 2,
-                  edges: str = "replicate") -> int:
-    """How many network tiles (CPU) `upscale` runs for an image of `shape` (H, W[, C]): the
-    number of on_tile calls it makes, for progress bars."""
-    t = DEFAULT_TILE if tile is None else int(tile)
-    grown = 2 * edge_margin(scale) if edges == "replicate" else 0
-    per_channel = -(-(shape[0] + grown) * scale // t) * -(-(shape[1] + grown) * scale // t)
-    channels = shape[2] if len(shape) == 3 else 1
-    through_net = 1 if channels <= 2 or mode == "y" else 3
-    return per_channel * through_net
-
-
 def to_float01(image: np.ndarray) -> np.ndarray:
     """uint8 / uint16 / float image -> float32 in [0, 1].
 
-    Float data must already be finite and within [0, 1] (science.in_unit_range); anything else is
+    Float data must already be finite and within [0, 1] (options.in_unit_range); anything else is
     refused with one line (ValueError), never clipped: `upscale` maps such data itself.
     """
     a = np.asarray(image)
@@ -181,88 +173,24 @@ def to_float01(image: np.ndarray) -> np.ndarray:
     raise TypeError(f"unsupported image dtype {a.dtype}: use uint8, uint16 or float")
 
 
-def needs_mapping(image: np.ndarray, stretch: str = "linear", conserve_flux: bool = False,
-                  flux_units: str = "surface") -> bool:
-    """Whether `upscale` maps `image` into the network's [0, 1] and back (upscale_mapped) rather
-    than taking it as it is: float data with a value outside [0, 1] or NaN/inf, or any of the
-    options that only the mapped path has (stretch "asinh", conserve_flux, flux_units "total")."""
-    check_options(flux_units, stretch)
-    if stretch != "linear" or conserve_flux or flux_units != "surface":
-        return True
-    a = np.asarray(image)
-    return a.dtype.kind == "f" and not in_unit_range(a)
-
-
-def upscale_mapped(image: np.ndarray, weights=None, *, mode: str = "rgb", scale: int = 2,
-                   tile: int | None = None, device: str = "cpu", on_tile=None, edges: str = "replicate",
-                   stretch: str = "linear", conserve_flux: bool = False, flux_units: str = "surface",
-                   data_ranges: list | None = None) -> np.ndarray:
-    """`upscale` for data in physical units, as the FITS path does (srcnn_np.science): each colour
-    channel mapped from its range onto [0, 1] (science.channel_ranges), blanks (NaN/inf) filled,
-    the network run once on all channels (so mode "y" still sees colour), mapped back; optional
-    flux conservation and flux units. Alpha (C = 2 or 4) must be in [0, 1] and is upsampled
-    bicubically, as in `upscale`.
-
-    image: (H, W) or (H, W, C), uint8, uint16 (taken as [0, 1]) or float in any range.
-    data_ranges: one (low, high) per colour channel (None: from the image, channel_ranges), e.g. a
-        whole image's ranges when `image` is one chunk of it (srcnn_np.dask).
-    Returns (sH, sW[, C]) float32 (float64 for float64 input) in the input's units; NaN over the
-    s x s block of every blank input pixel. Raises science.BlankImageError (a ValueError, one
-    line) when no pixel is finite.
-    """
-    a = np.asarray(image)
-    a = a if a.dtype.kind == "f" else to_float01(a)
-    if a.ndim not in (2, 3) or a.shape[0] < 1 or a.shape[1] < 1:
-        raise ValueError(f"image must be (H, W) or (H, W, C) with H, W >= 1, got shape {a.shape}")
-    planes = a[:, :, None] if a.ndim == 2 else a
-    C = planes.shape[2]
-    if C not in (1, 2, 3, 4):
-        raise ValueError(f"image must have 1 to 4 channels, got {C}")
-    colour = planes[:, :, : 1 if C <= 2 else 3]
-    if data_ranges is None:
-        finite = np.where(np.isfinite(colour), colour, np.nan)
-        with np.errstate(invalid="ignore"), warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)  # an all-NaN channel: its range is NaN
-            data_ranges = channel_ranges(np.nanmin(finite, axis=(0, 1)), np.nanmax(finite, axis=(0, 1)))
-    kw = resolve_weights(weights, scale)
-
-    def network_in_unit_range(unit):  # (H, W, c) float32 in [0, 1] -> (sH, sW, c)
-        return upscale(unit, kw, mode=mode, scale=scale, tile=tile, device=device, on_tile=on_tile, edges=edges)
-
-    try:
-        out = upscale_channels(colour, network_in_unit_range, kw.scale, conserve_flux=conserve_flux,
-                               flux_units=flux_units, stretch=stretch, data_ranges=data_ranges)
-    except BlankImageError:
-        raise BlankImageError("every pixel is NaN or inf: no finite range to map into the network's [0, 1]") from None
-    if C in (2, 4):
-        alpha = planes[:, :, C - 1]
-        if not in_unit_range(alpha):
-            raise ValueError("alpha outside [0, 1] or not finite: alpha is taken as coverage in [0, 1]")
-        out = np.concatenate([out, np.clip(bicubic(np.float32(alpha), kw.scale), 0.0, 1.0)[:, :, None]], axis=2)
-    out = out.astype(np.float64 if a.dtype == np.float64 else np.float32)
-    return out[:, :, 0] if a.ndim == 2 else out
-
-
-def resolve_weights(weights, scale: int = 2) -> KernelWeights:
-    """None (shipped weights for `scale`), a path, a Weights or a KernelWeights -> KernelWeights."""
+def resolve_weights(weights, scale: int = 2, model: str = "astro") -> KernelWeights:
+    """None (the shipped `model` for `scale`), a path, a Weights or a KernelWeights -> KernelWeights."""
     if isinstance(weights, KernelWeights):
         return weights
     if not isinstance(weights, Weights):
-        weights = load_weights(weights, scale=scale)
+        weights = load_weights(weights, scale=scale, model=model)
     return KernelWeights.from_weights(weights)
 
 
-def network_on(device: str, kw: KernelWeights, tile: int | None, on_tile=None, edges: str = "replicate"):
+def network_on(device: str, kw: KernelWeights, tile: int | None, on_tile=None, edges: str = DEFAULT_EDGES):
     """The network as a function (H, W) float32 -> (sH, sW) float32 on `device`.
 
     "cpu": the Numba kernels; "cuda": numba.cuda (CudaUnavailableError, one line, when no GPU is
     usable); "auto": the GPU when one is usable, else the CPU. on_tile: see srcnn_forward (CPU only).
     edges: see EDGES.
     """
-    if device not in DEVICES:
-        raise ValueError(f"device must be one of {DEVICES}, got {device!r}")
-    if edges not in EDGES:
-        raise ValueError(f"edges must be one of {EDGES}, got {edges!r}")
+    check_choice("device", device, DEVICES)
+    check_choice("edges", edges, EDGES)
     network = None
     if device != "cpu":
         from .gpu import runner as cuda  # lazy: the CPU path never imports numba.cuda
@@ -283,58 +211,182 @@ def network_on(device: str, kw: KernelWeights, tile: int | None, on_tile=None, e
     return replicate_edges
 
 
-def upscale(image: np.ndarray, weights=None, *, mode: str = "rgb", scale: int = 2,
-            tile: int | None = None, device: str = "cpu", on_tile=None,
-            edges: str = "replicate", stretch: str = "linear", conserve_flux: bool = False,
-            flux_units: str = "surface") -> np.ndarray:
-    """Super-resolve an image by the weights' scale.
+@dataclass(frozen=True)
+class Upscaler:
+    """The network and every choice that shapes its output: built once, called on many images.
 
-    image: (H, W) or (H, W, C) uint8, uint16 or float; C = 1 gray, 2 gray+alpha, 3 RGB, 4 RGBA.
-           Float data within [0, 1] goes through the network as it is; float data with values
-           outside [0, 1] or NaN/inf (blank) pixels is in physical units: it is mapped from each
-           channel's finite range into [0, 1] and back, exactly as FITS data (upscale_mapped,
-           srcnn_np.science), so the result is in the input's units, never clipped.
-    weights: None for the shipped weights of `scale`, a path to a weights file, or Weights.
+    weights: KernelWeights (Upscaler.load takes None, a path or Weights too); label names them in
+        the outputs' provenance ("shipped astro", a file name).
     mode: "rgb" runs every colour channel through the net (the seed's behaviour); "y" runs only
-          the BT.601 luminance and upsamples chroma bicubically (faster, less memory; see
-          upscale_luminance).
-    Alpha is always upsampled bicubically, never through the net.
-    tile: output tile side in pixels for the network (None: DEFAULT_TILE, 512); the result does
-          not depend on it (bit for bit), the peak memory does (about 260 x (tile + 22)^2 bytes).
-    device: "cpu" (default), "cuda" or "auto" (see network_on).
-    on_tile: called after each network tile on the CPU (network_tiles(...) calls in all), for progress.
-    edges: "replicate" (default) or "zero", how the network meets the image's border (see EDGES).
-    stretch ("linear" or "asinh"), conserve_flux, flux_units ("surface" or "total"): as for FITS
-          (science.upscale_science); any but the defaults sends the image through upscale_mapped.
-    Returns (sH, sW) or (sH, sW, C) float32 clipped to [0, 1]; upscale_mapped's result for mapped data.
+        the BT.601 luminance and upsamples chroma bicubically (faster, less memory).
+    device: "cpu", "cuda" or "auto" (see network_on). tile: the network's output tile side (None:
+        DEFAULT_TILE); the result does not depend on it (bit for bit), the peak memory does
+        (about 260 x (tile + 22)^2 bytes). edges: see options.EDGES.
+    science: how data in physical units is mapped into the network's [0, 1] and back.
+    Frozen and picklable: a Dask worker receives it as it is.
     """
-    if mode not in MODES:
-        raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
-    if needs_mapping(image, stretch, conserve_flux, flux_units):
-        return upscale_mapped(image, weights, mode=mode, scale=scale, tile=tile, device=device, on_tile=on_tile,
-                              edges=edges, stretch=stretch, conserve_flux=conserve_flux, flux_units=flux_units)
-    a = to_float01(image)
-    if a.ndim not in (2, 3) or a.shape[0] < 1 or a.shape[1] < 1:
-        raise ValueError(f"image must be (H, W) or (H, W, C) with H, W >= 1, got shape {a.shape}")
-    kw = resolve_weights(weights, scale)
-    if kw.scale != scale:
-        raise ValueError(f"weights are for scale {kw.scale}, asked for scale {scale}")
-    network = network_on(device, kw, tile, on_tile, edges)
-    if a.ndim == 2:
-        return np.clip(network(a), 0.0, 1.0)
-    C = a.shape[2]
-    if C not in (1, 2, 3, 4):
-        raise ValueError(f"image must have 1 to 4 channels, got {C}")
-    colour = a[:, :, : 1 if C <= 2 else 3]
-    if mode == "y" and colour.shape[2] == 3:
-        out = upscale_luminance(colour, network, kw.scale, C)
-    else:
-        out = np.empty((a.shape[0] * kw.scale, a.shape[1] * kw.scale, C), dtype=np.float32)
-        for c in range(colour.shape[2]):
-            out[:, :, c] = network(colour[:, :, c])
-    if C in (2, 4):
-        out[:, :, C - 1] = bicubic(a[:, :, C - 1], kw.scale)
-    return np.clip(out, 0.0, 1.0, out=out)
+
+    weights: KernelWeights
+    mode: str = DEFAULT_MODE
+    device: str = DEFAULT_DEVICE
+    tile: int | None = None
+    edges: str = DEFAULT_EDGES
+    science: ScienceOptions = field(default_factory=ScienceOptions)
+    label: str = "custom weights"
+
+    def __post_init__(self):
+        check_choice("mode", self.mode, MODES)
+        check_choice("device", self.device, DEVICES)
+        check_choice("edges", self.edges, EDGES)
+        if self.tile is not None and int(self.tile) < 1:
+            raise ValueError(f"tile must be >= 1 output pixels, got {self.tile}")
+
+    @classmethod
+    def load(cls, weights=None, *, scale: int = 2, model: str = "astro", **choices) -> "Upscaler":
+        """An Upscaler of weights None (the shipped `model` for `scale`), a path, Weights or
+        KernelWeights; choices: the other fields. ValueError when the weights are for another scale."""
+        kw = resolve_weights(weights, scale, model)
+        if kw.scale != scale:
+            raise ValueError(f"weights are for scale {kw.scale}, asked for scale {scale}")
+        if "label" not in choices and (weights is None or isinstance(weights, (str, os.PathLike))):
+            choices["label"] = f"shipped {model}" if weights is None else os.path.basename(os.fspath(weights))
+        return cls(kw, **choices)
+
+    @property
+    def scale(self) -> int:
+        return self.weights.scale
+
+    def network(self, on_tile=None):
+        """The network on one plane, (H, W) float32 in [0, 1] -> (sH, sW) float32, not clipped."""
+        return network_on(self.device, self.weights, self.tile, on_tile, self.edges)
+
+    def __call__(self, image: np.ndarray, on_tile=None, data_ranges: list | None = None) -> np.ndarray:
+        """Super-resolve an image by self.scale.
+
+        image: (H, W) or (H, W, C) uint8, uint16 or float; C = 1 gray, 2 gray+alpha, 3 RGB, 4 RGBA.
+            Float data within [0, 1] goes through the network as it is; float data with values
+            outside [0, 1] or NaN/inf (blank) pixels is in physical units: each colour channel is
+            mapped from its finite range into [0, 1] and back (srcnn_np.science), never clipped;
+            so is any image when self.science asks for more than the plain linear map.
+        Alpha is always upsampled bicubically, never through the net.
+        on_tile: called after each network tile on the CPU (self.tiles(shape) calls), for progress.
+        data_ranges: one (low, high) per colour channel to map from instead of the image's own
+            (srcnn_np.chunked: a whole image's ranges when `image` is one chunk of it).
+        Returns (sH, sW[, C]) float32 in [0, 1]; for mapped data float32 (float64 for float64
+        input) in the input's units, NaN over the s x s block of every blank input pixel.
+        """
+        if data_ranges is not None or needs_mapping(image, self.science):
+            return self._mapped(image, on_tile, data_ranges)
+        a = to_float01(image)
+        if a.ndim not in (2, 3) or a.shape[0] < 1 or a.shape[1] < 1:
+            raise ValueError(f"image must be (H, W) or (H, W, C) with H, W >= 1, got shape {a.shape}")
+        network = self.network(on_tile)
+        if a.ndim == 2:
+            return np.clip(network(a), 0.0, 1.0)
+        C = a.shape[2]
+        if C not in (1, 2, 3, 4):
+            raise ValueError(f"image must have 1 to 4 channels, got {C}")
+        colour = a[:, :, : 1 if C <= 2 else 3]
+        if self.mode == "y" and colour.shape[2] == 3:
+            out = upscale_luminance(colour, network, self.scale, C)
+        else:
+            out = np.empty((a.shape[0] * self.scale, a.shape[1] * self.scale, C), dtype=np.float32)
+            for c in range(colour.shape[2]):
+                out[:, :, c] = network(colour[:, :, c])
+        if C in (2, 4):
+            out[:, :, C - 1] = bicubic(a[:, :, C - 1], self.scale)
+        return np.clip(out, 0.0, 1.0, out=out)
+
+    def _mapped(self, image: np.ndarray, on_tile, data_ranges) -> np.ndarray:
+        """__call__ for data in physical units, as FITS data goes (srcnn_np.science): each colour
+        channel mapped from its range onto [0, 1] (science.channel_ranges), blanks (NaN/inf)
+        filled, the network run once on all channels (so mode "y" still sees colour), mapped back.
+        Alpha (C = 2 or 4) must be in [0, 1]. BlankImageError (one line) when no pixel is finite."""
+        a = np.asarray(image)
+        a = a if a.dtype.kind == "f" else to_float01(a)
+        if a.ndim not in (2, 3) or a.shape[0] < 1 or a.shape[1] < 1:
+            raise ValueError(f"image must be (H, W) or (H, W, C) with H, W >= 1, got shape {a.shape}")
+        planes = a[:, :, None] if a.ndim == 2 else a
+        C = planes.shape[2]
+        if C not in (1, 2, 3, 4):
+            raise ValueError(f"image must have 1 to 4 channels, got {C}")
+        colour = planes[:, :, : 1 if C <= 2 else 3]
+        if data_ranges is None:
+            finite = np.where(np.isfinite(colour), colour, np.nan)
+            with np.errstate(invalid="ignore"), warnings.catch_warnings():
+                warnings.simplefilter("ignore", RuntimeWarning)  # an all-NaN channel: its range is NaN
+                data_ranges = channel_ranges(np.nanmin(finite, axis=(0, 1)), np.nanmax(finite, axis=(0, 1)))
+        pixels = Upscaler(self.weights, self.mode, self.device, self.tile, self.edges, label=self.label)
+        try:
+            out = upscale_channels(colour, lambda unit: pixels(unit, on_tile), self.scale,
+                                   data_ranges=data_ranges, **asdict(self.science))
+        except BlankImageError:
+            raise BlankImageError("every pixel is NaN or inf: no finite range to map into the network's [0, 1]") from None
+        if C in (2, 4):
+            alpha = planes[:, :, C - 1]
+            if not in_unit_range(alpha):
+                raise ValueError("alpha outside [0, 1] or not finite: alpha is taken as coverage in [0, 1]")
+            out = np.concatenate([out, np.clip(bicubic(np.float32(alpha), self.scale), 0.0, 1.0)[:, :, None]], axis=2)
+        out = out.astype(np.float64 if a.dtype == np.float64 else np.float32)
+        return out[:, :, 0] if a.ndim == 2 else out
+
+    def science_data(self, data: np.ndarray, on_tile=None) -> np.ndarray:
+        """Science data in physical units, (H, W) or a (..., H, W) cube, each plane mapped from its
+        own finite range (science.upscale_science with self.science). Returns (..., sH, sW)."""
+        network = self.network(on_tile)
+        return upscale_science(data, lambda unit: np.clip(network(unit), 0.0, 1.0), self.scale,
+                               **asdict(self.science))
+
+    def tiles(self, shape: tuple, planes: int = 1) -> int:
+        """How many network tiles (CPU) a call on an image of `shape` (H, W[, C]) runs, times
+        `planes` (a cube's): the number of on_tile calls, for progress bars."""
+        t = DEFAULT_TILE if self.tile is None else int(self.tile)
+        grown = 2 * edge_margin(self.scale) if self.edges == "replicate" else 0
+        per_channel = -(-(shape[0] + grown) * self.scale // t) * -(-(shape[1] + grown) * self.scale // t)
+        channels = shape[2] if len(shape) == 3 else 1
+        through_net = 1 if channels <= 2 or self.mode == "y" else 3
+        return per_channel * through_net * planes
+
+    def provenance(self, source: str) -> dict:
+        """What made an output from `source`, as FITS keywords: {KEYWORD: (value, comment)}.
+
+        FITS and XISF outputs carry them (io.header.add_provenance); the viewer reads SRCFLUXU.
+        """
+        from . import __version__
+
+        return {"SRCNNVER": (__version__, "srcnn_np version that upscaled this image"),
+                "SRCNNSRC": (os.path.basename(os.fspath(source)), "upscaled from this file"),
+                "SRCNNSCL": (self.scale, "upscaling factor"),
+                "SRCNNWTS": (self.label, "SRCNN weights"),
+                "SRCNNMOD": (self.mode, "colour mode: rgb or y (luminance)"),
+                "SRCEDGES": (self.edges, "network border: replicate or zero"),
+                "SRCSTRCH": (self.science.stretch, "map of the data range onto [0, 1]"),
+                "SRCFLUXC": (self.science.conserve_flux, "flux conserved per output block"),
+                "SRCFLUXU": (self.science.flux_units, "flux units: surface or total per pixel")}
+
+
+def needs_mapping(image: np.ndarray, science: ScienceOptions = ScienceOptions()) -> bool:
+    """Whether an Upscaler maps `image` into the network's [0, 1] and back rather than taking it
+    as it is: float data with a value outside [0, 1] or NaN/inf, or science options that only the
+    mapped path has (stretch "asinh", conserve_flux, flux_units "total")."""
+    if science != ScienceOptions():
+        return True
+    a = np.asarray(image)
+    return a.dtype.kind == "f" and not in_unit_range(a)
+
+
+def upscale(image: np.ndarray, weights=None, *, mode: str = DEFAULT_MODE, scale: int = 2,
+            tile: int | None = None, device: str = DEFAULT_DEVICE, on_tile=None, edges: str = DEFAULT_EDGES,
+            stretch: str = "linear", conserve_flux: bool = False, flux_units: str = "surface") -> np.ndarray:
+    """Super-resolve an image by `scale`: Upscaler.load(weights, scale=scale, ...)(image, on_tile).
+
+    weights: None for the shipped astro weights of `scale`, a path to a weights file, Weights or
+    KernelWeights. Every other argument: see Upscaler and options.ScienceOptions.
+    Returns (sH, sW) or (sH, sW, C) float32 in [0, 1] (data in physical units: in its units).
+    """
+    science = ScienceOptions(stretch, conserve_flux, flux_units)
+    upscaler = Upscaler.load(weights, scale=scale, mode=mode, tile=tile, device=device, edges=edges, science=science)
+    return upscaler(image, on_tile)
 
 
 CHROMA_BAND_PIXELS = 1 << 16  # output pixels of chroma upsampled and converted to RGB at a time

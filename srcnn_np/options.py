@@ -1,9 +1,11 @@
 """The option vocabulary, written once: every choice a caller makes and its default.
 
 Function signatures (model, science, chunked) and the CLI's choices both read these names, so a
-new choice is one edit here. Numba-free and import-free: any module may import it.
+new choice is one edit here. Numba-free, importing only numpy: any module may import it.
 """
 from dataclasses import dataclass
+
+import numpy as np
 
 MODES = ("rgb", "y")  # rgb: every colour channel through the net; y: BT.601 luminance only
 DEVICES = ("cpu", "cuda", "auto")  # auto: the GPU when one is usable, else the CPU
@@ -23,6 +25,17 @@ def check_choice(name: str, value, choices: tuple) -> None:
     """ValueError (one line) unless value is one of choices."""
     if value not in choices:
         raise ValueError(f"{name} must be one of {choices}, got {value!r}")
+
+
+def in_unit_range(a) -> bool:
+    """Whether float data is what the network takes as it is: every value finite and within [0, 1].
+
+    The rule for float arrays at every entry (srcnn_np.upscale, srcnn_np.chunked, the viewer,
+    evaluate, the writers): data that is not is in physical units; it is never clipped, but mapped
+    into [0, 1] by its finite range and back (srcnn_np.science), or refused with one line.
+    """
+    a = np.asarray(a)
+    return bool(a.size == 0 or (np.isfinite(a).all() and a.min() >= 0 and a.max() <= 1))
 
 
 @dataclass(frozen=True)

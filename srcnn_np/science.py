@@ -33,8 +33,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-STRETCHES = ("linear", "asinh")
-FLUX_UNITS = ("surface", "total")
+from .options import STRETCHES, ScienceOptions
+
 ASINH_SOFTENING = 0.1  # a in asinh(x / a) / asinh(1 / a), astropy AsinhStretch's default: 3.3x gain at 0
 # SRCNN sees 8 output pixels around each pixel (9x9, 5x5, 5x5 convs) and bicubic 2 input pixels
 # more: at scale 2 that is 6 input pixels, so 8 rounds of growth cover every blank pixel a valid
@@ -133,17 +133,6 @@ def conserve_block_means(upscaled: np.ndarray, source: np.ndarray, scale: int) -
     correction = np.asarray(source, dtype=np.float64) - block_mean(upscaled, scale)
     block_view(upscaled, scale)[...] += correction[:, :, None, None]
     return upscaled
-
-
-def in_unit_range(a: np.ndarray) -> bool:
-    """Whether float data is what the network takes as it is: every value finite and within [0, 1].
-
-    The rule for float arrays at every entry (srcnn_np.upscale, srcnn_np.dask.upscale, the viewer,
-    evaluate): data that is not is never clipped; it is mapped into [0, 1] by its finite range
-    and back (plane_to_unit / plane_from_unit), or refused with one line.
-    """
-    a = np.asarray(a)
-    return bool(a.size == 0 or (np.isfinite(a).all() and a.min() >= 0 and a.max() <= 1))
 
 
 def channel_ranges(lows, highs) -> list:
@@ -246,7 +235,7 @@ def upscale_channels(image: np.ndarray, upscale_fn, scale: int, *, conserve_flux
     channel's finite min and max. An entirely blank channel comes back NaN; BlankImageError when
     every pixel of every channel is blank.
     """
-    check_options(flux_units, stretch)
+    ScienceOptions(stretch, conserve_flux, flux_units)  # checks the choices
     channels = image.shape[2]
     ranges = data_ranges if data_ranges is not None else [None] * channels
     prepared = [plane_to_unit(image[:, :, c], stretch, ranges[c], allow_blank=True) for c in range(channels)]
@@ -258,14 +247,6 @@ def upscale_channels(image: np.ndarray, upscale_fn, scale: int, *, conserve_flux
     if flux_units == "total":
         out /= scale * scale
     return out
-
-
-def check_options(flux_units: str, stretch: str) -> None:
-    """ValueError (one line) for a flux_units or stretch that is not one of FLUX_UNITS, STRETCHES."""
-    if flux_units not in FLUX_UNITS:
-        raise ValueError(f"flux_units must be one of {FLUX_UNITS}, got {flux_units!r}")
-    if stretch not in STRETCHES:
-        raise ValueError(f"stretch must be one of {STRETCHES}, got {stretch!r}")
 
 
 def upscale_science(data: np.ndarray, upscale_fn, scale: int, *, conserve_flux: bool = False,
@@ -284,7 +265,7 @@ def upscale_science(data: np.ndarray, upscale_fn, scale: int, *, conserve_flux: 
     Returns (..., scale*H, scale*W): float64 for float64 data, float32 otherwise; NaN in the
     s x s block of every blank input pixel. Raises BlankImageError if every pixel is blank.
     """
-    check_options(flux_units, stretch)
+    ScienceOptions(stretch, conserve_flux, flux_units)  # checks the choices
     if int(scale) != scale or scale < 1:
         raise ValueError(f"scale must be a positive integer, got {scale!r}")
     scale = int(scale)

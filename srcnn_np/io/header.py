@@ -189,8 +189,22 @@ def _rescale_numbers(hdr, keys, factor: float) -> list:
     return changed
 
 
-def rescaled_header(header, scale: int, history: str):
-    """A copy of `header` rescaled for the image upscaled by `scale` (module docstring), unchecked.
+def provenance_history(provenance: dict) -> str:
+    """The one HISTORY line that tells a reader the provenance keywords' values."""
+    return "srcnn_np: " + ", ".join(f"{key}={value}" for key, (value, _) in provenance.items())
+
+
+def add_provenance(hdr, provenance: dict) -> None:
+    """Write provenance ({KEYWORD: (value, comment)}, e.g. model.Upscaler.provenance) into the
+    astropy Header `hdr` as keywords, and as one HISTORY line for people reading the header."""
+    for key, (value, comment) in provenance.items():
+        hdr[key] = (value, comment)
+    hdr.add_history(provenance_history(provenance))
+
+
+def rescaled_header(header, scale: int, provenance: dict):
+    """A copy of `header` rescaled for the image upscaled by `scale` (module docstring), unchecked,
+    with the provenance keywords added (add_provenance).
 
     Raises HeaderError for a table-based WCS that cannot be rescaled.
     """
@@ -216,21 +230,21 @@ def rescaled_header(header, scale: int, history: str):
     divided = _rescale_numbers(hdr, PIXEL_SCALE_KEYS + CAMERA_SIZE_KEYS, 1.0 / scale)
     for key in DROPPED_KEYS:
         hdr.remove(key, ignore_missing=True, remove_all=True)
-    hdr.add_history(history)
+    add_provenance(hdr, provenance)
     if divided:
         hdr.add_history(f"srcnn_np: {', '.join(divided)} divided by {scale} (pixel scale and size of the "
                         "upscaled image); binning keywords kept (the camera's readout)")
     return hdr
 
 
-def upscaled_header(header, scale: int, history: str, image_size=None):
+def upscaled_header(header, scale: int, provenance: dict, image_size=None):
     """A copy of `header` describing the image upscaled by `scale` along axes 1 and 2, its WCS
     checked against the input's (check_rescaled_wcs).
 
     image_size: (width, height) of the input image, default NAXIS1/NAXIS2.
-    `history` is added as HISTORY card(s). Raises HeaderError (one line).
+    provenance: {KEYWORD: (value, comment)} written by add_provenance. Raises HeaderError (one line).
     """
-    out = rescaled_header(header, scale, history)
+    out = rescaled_header(header, scale, provenance)
     check_rescaled_wcs(header, out, scale, image_size)
     return out
 

@@ -20,7 +20,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from .atomic import OutputExistsError, atomic_output
 from ..config import MAX_PIXELS_DEFAULT
 from ..errors import one_line
-from ..science import in_unit_range
+from ..options import in_unit_range
 
 SIGNED_INTEGER = 2  # TIFF SampleFormat value
 # How outputs are deflated (README, "End to end: the CLI"): PNG with zlib's run-length strategy

@@ -380,9 +380,9 @@ def _writable_properties(properties: dict) -> dict:
 # ---------------------------------------------------------------- metadata of the upscaled image
 
 
-def upscaled_metadata(metadata: XisfMetadata, scale: int, history: str, image_size=None) -> XisfMetadata:
+def upscaled_metadata(metadata: XisfMetadata, scale: int, provenance: dict, image_size=None) -> XisfMetadata:
     """metadata for the image upscaled by `scale`: FITS keywords through header.upscaled_header
-    (WCS and all rescaled and checked, `history` added as HISTORY), properties that carry the
+    (WCS and all rescaled and checked, the provenance keywords added), properties that carry the
     pixel scale rescaled to match (module docstring). image_size: (width, height) of the input.
     Raises header.HeaderError for a header that cannot be rescaled or does not check out."""
     from .header import upscaled_header
@@ -390,7 +390,7 @@ def upscaled_metadata(metadata: XisfMetadata, scale: int, history: str, image_si
     header, unparsed = _astropy_header(metadata.fits_keywords)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # astropy on HIERARCH and long cards
-        header = upscaled_header(header, scale, history, image_size=image_size)
+        header = upscaled_header(header, scale, provenance, image_size=image_size)
         keywords = [_keyword(card) for card in header.cards if card.keyword not in DISCARDED_KEYWORDS]
     properties = {}
     for pid, prop in metadata.properties.items():
