@@ -108,42 +108,41 @@ def test_tiff16(benchmark, output16, tmp_path, now):
 @pytest.fixture(scope="module")
 def batch(tmp_path_factory):
     """Four BATCH_SIDE^2 RGB PNG inputs (different crops), the parsed CLI arguments, the jobs and weights."""
-    from srcnn_np import cli
-    from srcnn_np.model import resolve_weights
-    from srcnn_np.weights import load_weights
+    from srcnn_np import batch as cli_batch
+    from srcnn_np.batch import BatchOptions, plan_jobs
+    from srcnn_np.model import Upscaler
 
     root = tmp_path_factory.mktemp("batch")
     big = hubble(2 * BATCH_SIDE)
     for i in range(BATCH):
         y, x = (i // 2) * BATCH_SIDE, (i % 2) * BATCH_SIDE
         Image.fromarray(big[y:y + BATCH_SIDE, x:x + BATCH_SIDE]).save(root / f"in{i}.png")
-    args = cli.build_parser().parse_args(["upscale", str(root), "-o", str(root / "out"), "--overwrite", "-q"])
-    jobs = cli.plan_jobs(args, [])
-    kw = resolve_weights(load_weights(None, scale=2))
-    cli.upscale_job(jobs[0], kw, args)  # warm-up: Numba compiles or loads its cache
-    return cli, args, jobs, kw
+    options = BatchOptions(overwrite=True, quiet=True)
+    jobs = plan_jobs([str(root)], str(root / "out"), scale=2, suffix=None, ext=None, failures=[])
+    upscaler = Upscaler.load(None, scale=2)
+    cli_batch.upscale_job(jobs[0], upscaler, options)  # warm-up: Numba compiles or loads its cache
+    return cli_batch, options, jobs, upscaler
 
 
 def test_batch_sequential(benchmark, batch):
     """Each image read, upscaled and written before the next one starts."""
-    cli, args, jobs, kw = batch
+    run, options, jobs, upscaler = batch
     benchmark.group = f"batch of {BATCH} RGB {BATCH_SIDE}^2 -> {2 * BATCH_SIDE}^2 (s per batch)"
-    outcomes = benchmark.pedantic(lambda: [cli.upscale_job(job, kw, args) for job in jobs], rounds=2, iterations=1)
+    outcomes = benchmark.pedantic(lambda: [run.upscale_job(job, upscaler, options) for job in jobs], rounds=2, iterations=1)
     assert all(ok for ok, _ in outcomes), outcomes
 
 
 def test_batch_pipelined(benchmark, batch):
     """What the CLI does: each output written on the writer thread while the next image is computed."""
-    cli, args, jobs, kw = batch
+    run, options, jobs, upscaler = batch
     benchmark.group = f"batch of {BATCH} RGB {BATCH_SIDE}^2 -> {2 * BATCH_SIDE}^2 (s per batch)"
-    outcomes = benchmark.pedantic(lambda: list(cli.run_pipelined(jobs, kw, args)), rounds=2, iterations=1)
+    outcomes = benchmark.pedantic(lambda: list(run.run_pipelined(jobs, upscaler, options)), rounds=2, iterations=1)
     assert all(ok for _, ok, _ in outcomes), outcomes
 
 
 def test_phases(benchmark, batch):
     """One image's decode, network and encode wall times (extra_info), as --timings prints them."""
-    cli, args, jobs, kw = batch
+    run, options, jobs, upscaler = batch
     benchmark.group = f"phases of one RGB {BATCH_SIDE}^2 -> {2 * BATCH_SIDE}^2"
-    ok, line, phases = benchmark.pedantic(lambda: cli.compute_job(jobs[0], kw, args)(), rounds=2, iterations=1)
-    assert ok, line
+    line, phases = benchmark.pedantic(lambda: run.compute_job(jobs[0], upscaler, options)(), rounds=2, iterations=1)
     benchmark.extra_info.update({name: round(seconds, 3) for name, seconds in phases.items()})

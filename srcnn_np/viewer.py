@@ -30,7 +30,7 @@ from importlib import resources
 import numpy as np
 
 from .config import MAX_PIXELS_DEFAULT, MAX_VIEW_PIXELS
-from .errors import one_line
+from .errors import exists, one_line
 from .io.atomic import OutputExistsError, atomic_output
 from .io.formats import fits_data_as_image, format_of, read_any, split_extension
 from .io.imageio import quantize
@@ -144,14 +144,14 @@ def bicubic_image(lowres: ViewImage, upscaled: ViewImage, scale: int) -> np.ndar
 def physical_bicubic(lowres: ViewImage, upscaled: ViewImage, scale: int) -> np.ndarray:
     """Bicubic of data in physical units (FITS, float images outside [0, 1] or with NaN) the way
     `upscale` treats it: blanks filled for the interpolation and NaN again over their s x s blocks,
-    never clipped; divided by s^2 when UPSCALED's FITS HISTORY says flux units total."""
+    never clipped; divided by s^2 when UPSCALED's provenance keyword SRCFLUXU (model.Upscaler.provenance)
+    says flux units total."""
     from .science import upscale_science
 
     data = lowres.pixels if lowres.pixels.ndim == 2 else lowres.pixels.transpose(2, 0, 1)
     up = upscale_science(data, lambda plane: bicubic(plane, scale), scale)
     up = up if up.ndim == 2 else np.ascontiguousarray(up.transpose(1, 2, 0))
-    history = "".join(upscaled.fits_header.get("HISTORY", [])) if upscaled.fits_header is not None else ""
-    if "fluxunitstotal" in "".join(history.split()):  # HISTORY cards wrap anywhere, mid-word too
+    if upscaled.fits_header is not None and upscaled.fits_header.get("SRCFLUXU") == "total":
         up /= np.float32(scale * scale)
     return up.astype(np.float32)
 
@@ -265,7 +265,7 @@ def write_viewer(lowres_path, upscaled_path, output, *, hdu=None, overwrite: boo
     """
     lowres_path, upscaled_path, output = os.fspath(lowres_path), os.fspath(upscaled_path), os.fspath(output)
     if not overwrite and os.path.lexists(output):
-        raise ViewerError(f"{output}: exists (use --overwrite to replace it)")
+        raise ViewerError(exists(output))
     if os.path.realpath(output) in (os.path.realpath(lowres_path), os.path.realpath(upscaled_path)):
         raise ViewerError(f"{output}: would replace an input")
     if is_fits(lowres_path) != is_fits(upscaled_path):
@@ -292,7 +292,7 @@ def write_viewer(lowres_path, upscaled_path, output, *, hdu=None, overwrite: boo
             with open(tmp, "w", encoding="utf-8") as f:
                 f.write(html)
     except OutputExistsError:
-        raise ViewerError(f"{output}: exists (use --overwrite to replace it)") from None
+        raise ViewerError(exists(output)) from None
     except OSError as e:
         raise ViewerError(f"{output}: cannot write ({(e.strerror or one_line(e)).lower()})") from None
     return Comparison(width, height, scale, *residual_summary(residual), units)

@@ -29,6 +29,7 @@ from importlib import resources
 
 import numpy as np
 
+from .errors import exists
 from .io.atomic import OutputExistsError, atomic_output
 from .layers import LAYERS
 
@@ -121,7 +122,7 @@ def save_weights(path, arrays: dict, scale: int, meta: dict | None = None, *, ov
         with atomic_output(path, overwrite=overwrite, suffix=".npz") as tmp:  # .npz: np.savez appends it otherwise
             np.savez(tmp, **contents)
     except OutputExistsError:
-        raise WeightsError(f"{path}: exists (use --overwrite to replace it)") from None
+        raise WeightsError(exists(path)) from None
 
 
 def _expected_header(name: str):

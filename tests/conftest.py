@@ -1,6 +1,11 @@
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
+from srcnn_np.batch import BatchOptions, run_file
+from srcnn_np.model import Upscaler, bicubic, resolve_weights
+from srcnn_np.options import ScienceOptions
 from srcnn_np.weights import CONV_SHAPES, Weights
 
 # The parity tolerance between torch and srcnn_np, float32 end to end (issue 2).
@@ -67,3 +72,28 @@ def pytest_terminal_summary(terminalreporter):
         terminalreporter.section("worst differences seen")
         for key, value in sorted(WORST_ERRORS.items()):
             terminalreporter.write_line(f"{key}: {value:.3e}")
+
+
+class BicubicUpscaler(Upscaler):
+    """An Upscaler whose network is plain bicubic: the package's route (batch.run_file, science
+    mapping, header rescaling, writers) with an exact, known network."""
+
+    def network(self, on_tile=None):
+        return lambda plane: bicubic(plane, self.scale)
+
+
+def bicubic_upscaler(scale: int, **choices) -> BicubicUpscaler:
+    return BicubicUpscaler(resolve_weights(None, scale), label="bicubic", **choices)
+
+
+def upscale_fits(src, dst, upscaler: Upscaler, *, method: str | None = None, hdu=None, overwrite: bool = False,
+                 quantize_level: float = 0.0, **science) -> str:
+    """`src` -> `dst` through batch.run_file with `upscaler` and the science options given
+    (options.ScienceOptions fields); method: the weights' label in the provenance."""
+    upscaler = replace(upscaler, science=ScienceOptions(**science), label=method or upscaler.label)
+    options = BatchOptions(hdu=hdu, overwrite=overwrite, quantize_level=quantize_level, quiet=True)
+    return run_file(src, dst, upscaler, options)
+
+
+# What model.Upscaler.provenance gives a header: {KEYWORD: (value, comment)}
+TEST_PROVENANCE = {"SRCNNVER": ("test", "srcnn_np version"), "SRCNNSCL": (2, "upscaling factor")}

@@ -4,6 +4,7 @@ Both run the real CLI in a subprocess and signal it (or one of the cluster's wor
 once some outputs exist, then check what a user would: exit status, per-file report, outputs
 complete and equal to an undisturbed run, no temp files left.
 """
+from dataclasses import replace
 import os
 import signal
 import subprocess
@@ -87,21 +88,19 @@ def test_a_task_rerun_after_its_worker_wrote_the_output_reports_it_done(tmp_path
     """The window the cluster test cannot aim at: a worker moves the output into place, then dies
     before reporting; the scheduler's retry finds this batch's complete output and reports it done.
     An output older than the batch is not this batch's: the retry refuses to replace it."""
-    from srcnn_np import cli
-    from srcnn_np.model import resolve_weights
+    from srcnn_np.batch import BatchOptions, Job, upscale_job
+    from srcnn_np.model import Upscaler
 
-    kw = resolve_weights(weights_file)
+    upscaler = Upscaler.load(weights_file)
     src, target = tmp_path / "a.png", tmp_path / "a_x2.png"
     write_image(str(src), sky(8, 8, 3, seed=1).astype(np.float32) / 255, "png", 8)
-    args = cli.build_parser().parse_args(["upscale", str(src), "-o", str(target), "-q", "--weights", weights_file,
-                                          "--scheduler", "tcp://127.0.0.1:1"])
-    job = cli.Job(str(src), str(target), "png")
+    job = Job(str(src), str(target), "png")
     target.write_bytes(b"written by the lost attempt")
-    args.batch_started = os.lstat(target).st_mtime
-    ok, line = cli.upscale_job(job, kw, args)
+    options = BatchOptions(quiet=True, scheduler="tcp://127.0.0.1:1", started=os.lstat(target).st_mtime)
+    ok, line = upscale_job(job, upscaler, options)
     assert ok and "lost" in line, line
-    args.batch_started = os.lstat(target).st_mtime + 1  # the output predates the batch
-    ok, line = cli.upscale_job(job, kw, args)
+    options = replace(options, started=os.lstat(target).st_mtime + 1)  # the output predates the batch
+    ok, line = upscale_job(job, upscaler, options)
     assert not ok and "exists" in line, line
     assert target.read_bytes() == b"written by the lost attempt"
 

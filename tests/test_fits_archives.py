@@ -10,10 +10,11 @@ fits = pytest.importorskip("astropy.io.fits")
 
 from srcnn_np.cli import EXIT_FAILED, EXIT_OK, EXIT_USAGE, main
 from srcnn_np.io import fits_io
-from srcnn_np.io.fits_io import FitsError, read_fits, upscale_fits, write_fits
+from srcnn_np.io.fits_io import FitsError, read_fits, write_fits
 from srcnn_np.io.formats import format_of, split_extension
 
-from .test_fits import bicubic_fn, celestial_header, pixel_mismatch, star_field
+from .conftest import bicubic_upscaler, upscale_fits
+from .test_fits import celestial_header, pixel_mismatch, star_field
 
 
 def run(argv, capsys):
@@ -71,8 +72,8 @@ def test_compressed_outputs_hold_exactly_the_plain_output(tmp_path, out_name):
     data[3:5, 7] = np.nan
     src = tmp_path / "in.fits"
     fits.PrimaryHDU(data, celestial_header("tan-pc")).writeto(src)
-    upscale_fits(src, tmp_path / "plain.fits", bicubic_fn(2), 2, method="bicubic")
-    upscale_fits(src, tmp_path / out_name, bicubic_fn(2), 2, method="bicubic")
+    upscale_fits(src, tmp_path / "plain.fits", bicubic_upscaler(2), method="bicubic")
+    upscale_fits(src, tmp_path / out_name, bicubic_upscaler(2), method="bicubic")
     raw = (tmp_path / out_name).read_bytes()
     assert raw.startswith(b"\x1f\x8b") == out_name.endswith(".gz")
     with fits.open(tmp_path / "plain.fits") as plain, fits.open(tmp_path / out_name) as packed:

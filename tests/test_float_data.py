@@ -8,7 +8,7 @@ from PIL import Image
 import srcnn_np
 from srcnn_np import science
 from srcnn_np.eval import degrade
-from srcnn_np.model import resolve_weights, to_float01, upscale, upscale_mapped
+from srcnn_np.model import Upscaler, resolve_weights, to_float01, upscale
 from srcnn_np.viewer import ViewImage, bicubic_image
 
 from . import naive
@@ -64,7 +64,7 @@ def test_float_data_within_unit_range_is_taken_as_it_is(weights):
     kw = resolve_weights(weights)
     out = upscale(unit, kw)
     assert np.array_equal(out, upscale(u16, kw))
-    assert np.array_equal(out, upscale_mapped(unit, kw, data_ranges=[(0.0, 1.0)] * 3))
+    assert np.array_equal(out, Upscaler(kw)(unit, data_ranges=[(0.0, 1.0)] * 3))
     assert 0 <= out.min() and out.max() <= 1
 
 

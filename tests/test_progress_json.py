@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 from srcnn_np.cli import EXIT_FAILED, EXIT_OK, main
-from srcnn_np.model import network_tiles
+from srcnn_np.model import Upscaler
 
 from .conftest import sky
 
@@ -106,7 +106,7 @@ def test_fits_cube_counts_the_tiles_of_every_plane(tmp_path, weights_file, capsy
     assert code == EXIT_OK and [e["event"] for e in events if e["event"] != "progress"] \
         == ["start", "file_start", "file_end", "end"], events
     fractions = check_fractions(events, 0)
-    per_plane = network_tiles((40, 50), tile=32)  # fewer than 100: one event per tile
+    per_plane = Upscaler.load(weights_file, tile=32).tiles((40, 50))  # fewer than 100: one event per tile
     assert per_plane >= 4 and fractions[-1] == 1.0 and len(fractions) == 3 * per_plane, fractions
     assert fractions[per_plane - 1] == pytest.approx(1 / 3, abs=1e-4), fractions  # the first plane: a third
     assert events[-1]["done"] == 1 and events[-2]["status"] == "ok"

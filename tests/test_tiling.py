@@ -117,10 +117,10 @@ def test_tile_must_be_positive(tile):
 
 @pytest.mark.parametrize("shape, mode", [((40, 30, 3), "rgb"), ((40, 30, 3), "y"), ((9, 7), "rgb"), ((9, 7, 4), "rgb")])
 def test_on_tile_is_called_once_per_network_tile(shape, mode):
-    """The CLI's progress bar for large images counts tiles: network_tiles must match the calls."""
-    from srcnn_np.model import network_tiles, upscale
+    """The CLI's progress bar for large images counts tiles: Upscaler.tiles must match the calls."""
+    from srcnn_np.model import Upscaler
 
     calls = []
-    image = np.zeros(shape, np.uint8)
-    upscale(image, random_weights(1), mode=mode, tile=16, on_tile=lambda: calls.append(1))
-    assert len(calls) == network_tiles(shape, mode, 16, 2), (len(calls), network_tiles(shape, mode, 16, 2))
+    upscaler = Upscaler.load(random_weights(1), mode=mode, tile=16)
+    upscaler(np.zeros(shape, np.uint8), on_tile=lambda: calls.append(1))
+    assert len(calls) == upscaler.tiles(shape), (len(calls), upscaler.tiles(shape))

@@ -238,7 +238,7 @@ def test_the_dss_header_that_came_out_141_pixels_off_now_keeps_the_sky(tmp_path,
     with pytest.raises(HeaderError, match=r"CNPIXn.*XPIXELSZ") as refused:
         check_rescaled_wcs(h_in, naive, 2)
     assert "\n" not in str(refused.value)
-    out = upscaled_header(h_in, 2, "test")
+    out = upscaled_header(h_in, 2, TEST_PROVENANCE)
     assert (out["CNPIX1"], out["CNPIX2"], out["XPIXELSZ"]) == (2 * 8860, 2 * 1708, 25.28445 / 2)
     assert sky_error(h_in, out, 2) < TOLERANCE
 
@@ -249,7 +249,7 @@ def test_the_dss_header_that_came_out_141_pixels_off_now_keeps_the_sky(tmp_path,
 def test_check_refuses_an_error_above_a_thousandth_of_an_output_pixel_and_names_the_keywords():
     h_in = header_of(TAN + CD + [("CTYPE1A", "LINEAR"), ("CTYPE2A", "LINEAR"), ("CRPIX1A", 1.0),
                                  ("CRPIX2A", 1.0), ("CDELT1A", 0.5), ("CDELT2A", 0.5)])
-    good = rescaled_header(h_in, 3, "test")
+    good = rescaled_header(h_in, 3, TEST_PROVENANCE)
     check_rescaled_wcs(h_in, good, 3)  # passes
     for key, shift, refused in [("CRPIX1", 5e-4, False), ("CRPIX1", 2e-3, True), ("CRPIX2A", 2e-3, True),
                                 ("CD2_2", 1e-5 * 2.8e-4 / 3, False)]:
@@ -267,10 +267,10 @@ def test_check_refuses_an_error_above_a_thousandth_of_an_output_pixel_and_names_
 
 def test_check_passes_a_header_without_wcs_and_refuses_one_astropy_cannot_read():
     plain = header_of([("OBJECT", "M 51"), ("EXPTIME", 30.0)])
-    out = upscaled_header(plain, 2, "test")
+    out = upscaled_header(plain, 2, TEST_PROVENANCE)
     assert not any(k.startswith(("CRPIX", "CDELT", "CD1_", "PC", "CTYPE")) for k in out), list(out)
     with pytest.raises(HeaderError, match="astropy.wcs cannot read the WCS"):
-        upscaled_header(header_of(REFUSED["SIP AP_ORDER without BP_ORDER (astropy cannot read it)"][0]), 2, "t")
+        upscaled_header(header_of(REFUSED["SIP AP_ORDER without BP_ORDER (astropy cannot read it)"][0]), 2, TEST_PROVENANCE)
 
 
 # ---------------------------------------------------------------- astropy's own shipped files

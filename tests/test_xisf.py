@@ -20,7 +20,7 @@ from srcnn_np.io import xisf as xisf_io
 from srcnn_np.io.formats import read_any, write_any
 from srcnn_np.io.xisf import XisfError, XisfMetadata, read_xisf
 
-from .conftest import sky
+from .conftest import TEST_PROVENANCE, sky
 from .test_fits import add_sip, celestial_header, pixel_mismatch
 
 NS = "{http://www.pixinsight.com/xisf}"
@@ -162,8 +162,8 @@ def test_upscale_rescales_the_wcs_like_fits_and_carries_the_rest(tmp_path, weigh
     assert (h_out["NAXIS1"], h_out["NAXIS2"]) == (80, 60)
     assert (h_out["OBJECT"], h_out["EXPTIME"], h_out["FLIPPED"]) == ("M 51 'Whirlpool'", 300.5, True)
     history = list(h_out["HISTORY"])
-    assert history[0] == "calibrated in PixInsight" and "".join(history[1:]).startswith(
-        f"srcnn_np: upscaled x2 with SRCNN weights {weights_file} from in.xisf"), history
+    assert history[0] == "calibrated in PixInsight" and "".join(history[1:]).startswith("srcnn_np: SRCNNVER="), history
+    assert (h_out["SRCNNSCL"], h_out["SRCNNWTS"], h_out["SRCNNSRC"]) == (2, os.path.basename(weights_file), "in.xisf")
     props = out.metadata.properties
     assert props["Observation:Object:Name"]["value"] == "M 51"
     assert props["Instrument:ExposureTime"]["value"] == 300.5 and props["PCL:Calibrated"]["value"] is True
@@ -177,7 +177,7 @@ def test_upscale_rescales_the_wcs_like_fits_and_carries_the_rest(tmp_path, weigh
 def test_unrepresentable_keywords_are_carried_unchanged():
     meta = XisfMetadata([("CRPIX1", "10.5", ""), ("LONGNAMEKEYWORD", "'ok'", ""), ("NOTE", "'caf\u00e9'", "x"),
                          ("EMPTY", "''", "e"), ("UNDEF", "", "u"), ("ODD", "not a FITS value", "o")], {})
-    out = xisf_io.upscaled_metadata(meta, 3, "h")
+    out = xisf_io.upscaled_metadata(meta, 3, TEST_PROVENANCE)
     for kept in [("CRPIX1", "30.5", ""), ("NOTE", "'caf\u00e9'", "x"), ("EMPTY", "''", "e"), ("UNDEF", "", "u"),
                  ("ODD", "not a FITS value", "o")]:
         assert kept in out.fits_keywords, (kept, out.fits_keywords)

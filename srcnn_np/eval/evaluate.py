@@ -25,13 +25,13 @@ from .metrics import psnr, ssim
 
 def evaluate_image(hr: np.ndarray, kernel_weights, scale: int) -> dict:
     """Scores of one (H, W, 3) float32 ground truth: {'bicubic_psnr', 'bicubic_ssim', 'model_psnr', ...}."""
-    from ..model import upscale
+    from ..model import Upscaler
 
     hr = modcrop(hr, scale)
     lr = make_lr(hr, scale)
     y_true = luminance(hr)
     y_bicubic = luminance(bicubic_rgb(lr, scale))
-    y_model = luminance(upscale(lr, kernel_weights, mode="y", scale=scale))
+    y_model = luminance(Upscaler.load(kernel_weights, scale=scale, mode="y")(lr))
     return {
         "bicubic_psnr": psnr(y_true, y_bicubic, border=scale),
         "bicubic_ssim": ssim(y_true, y_bicubic, border=scale),

@@ -33,9 +33,9 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image
 
-from ..model import bicubic, resolve_weights, upscale
-from ..science import STRETCHES, block_mean, block_repeat, upscale_science
-from ..weights import load_weights
+from ..model import Upscaler, bicubic
+from ..options import STRETCHES
+from ..science import block_mean, block_repeat, upscale_science
 from .synthetic import SNR_LEVELS, StarField, standard_star_fields
 
 PHOTUTILS_HINT = 'evaluate --stars needs photutils: pip install "srcnn_np[science]"'
@@ -73,12 +73,12 @@ def methods(scale: int, weights=None) -> dict:
     unclipped, as scipy or reproject give them; SRCNN exactly as `srcnn-np upscale` runs it
     (clipped to [0, 1]). weights: an extra weights file, evaluated as "srcnn-custom"."""
     upscalers = {"bicubic": lambda p: bicubic(p, scale), "lanczos": lambda p: lanczos(p, scale)}
-    nets = {"srcnn-general": resolve_weights(load_weights(scale=scale, model="general")),
-            "srcnn-astro": resolve_weights(load_weights(scale=scale, model="astro"))}
+    nets = {"srcnn-general": Upscaler.load(scale=scale, model="general"),
+            "srcnn-astro": Upscaler.load(scale=scale, model="astro")}
     if weights is not None:
-        nets["srcnn-custom"] = resolve_weights(weights, scale)
-    for name, kw in nets.items():
-        upscalers[name] = lambda p, kw=kw: upscale(p, kw, scale=scale)
+        nets["srcnn-custom"] = Upscaler.load(weights, scale=scale)
+    for name, upscaler in nets.items():
+        upscalers[name] = upscaler
     return upscalers
 
 

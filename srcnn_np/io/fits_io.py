@@ -36,10 +36,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from .atomic import OutputExistsError, atomic_output
-from .header import ASTROPY_HINT, HeaderError, upscaled_header
-from ..errors import one_line
+from .header import ASTROPY_HINT
+from ..errors import exists, one_line
 from .imageio import ImageIOError, check_regular_file, quiet_decoders
-from ..science import BlankImageError, upscale_science
 
 
 DEFAULT_QUANTIZE_LEVEL = 16.0  # astropy CompImageHDU's default quantize_level (fpack's is 4)
@@ -393,7 +392,7 @@ def write_fits(path, data: np.ndarray, header=None, overwrite: bool = False, qua
             else:
                 hdus.writeto(tmp, output_verify="fix", overwrite=True)
     except OutputExistsError:
-        raise FitsError(f"{path}: already exists (pass overwrite=True / --overwrite to replace it)") from None
+        raise FitsError(exists(path)) from None
     except OSError as e:
         raise FitsError(f"{path}: cannot write ({e.strerror or e})") from None
 
@@ -412,50 +411,3 @@ def _image_header(header):
     for key in ("SIMPLE", "EXTEND", "XTENSION", "PCOUNT", "GCOUNT"):
         hdr.remove(key, ignore_missing=True, remove_all=True)
     return hdr
-
-
-def upscale_fits(src, dst, upscale_fn, scale: int, *, method: str, hdu=None,
-                 conserve_flux: bool = False, flux_units: str = "surface",
-                 stretch: str = "linear", overwrite: bool = False, quantize_level: float = 0.0,
-                 on_read=None) -> FitsImage:
-    """Read `src`, upscale its image HDU with `upscale_science`, write `dst` with the new header.
-
-    upscale_fn: (H, W) float32 in [0, 1] -> (scale*H, scale*W) float32 (see upscale_science).
-    method: what did the upscaling, for the HISTORY card (e.g. "SRCNN weights srcnn_x2_astro.npz").
-    dst's name chooses plain, gzip or tile-compressed FITS (see write_fits, quantize_level), or a
-    32-bit float TIFF (.tif: formats.fits_data_as_image, the header dropped).
-    on_read: called with the FitsImage read, before upscaling (for progress: its data's shape).
-    Returns the FitsImage written. Raises FitsError (one line, naming the file) for unreadable
-    input, an all-blank image, a header that cannot be rescaled, or an existing dst.
-    """
-    from .. import __version__
-    from .formats import fits_data_as_image, format_of, write_any
-
-    dst = os.fspath(dst)
-    if os.path.exists(dst) and not overwrite:
-        raise FitsError(f"{dst}: already exists (pass overwrite=True / --overwrite to replace it)")
-    image = read_fits(src, hdu)
-    if on_read is not None:
-        on_read(image)
-    try:
-        data = upscale_science(image.data, upscale_fn, scale, conserve_flux=conserve_flux,
-                               flux_units=flux_units, stretch=stretch)
-    except BlankImageError as e:
-        raise FitsError(f"{src}: HDU {image.hdu_index} ({image.hdu_name}): {e}") from None
-    flux = f"flux conserved per block ({flux_units})" if conserve_flux else "flux not conserved"
-    history = (f"srcnn_np {__version__}: upscaled x{scale} with {method}; HDU {image.hdu_index} "
-               f"({image.hdu_name}) of {os.path.basename(os.fspath(src))}; {stretch} stretch of "
-               f"each plane's finite range; {flux}; flux units {flux_units}; blank pixels NaN")
-    try:
-        header = upscaled_header(image.header, scale, history, image_size=(image.data.shape[-1], image.data.shape[-2]))
-    except HeaderError as e:
-        raise FitsError(f"{src}: HDU {image.hdu_index} ({image.hdu_name}): {e}") from None
-    if format_of(dst) == "tiff":  # physical values kept as float32 samples; the header has no place there
-        try:
-            pixels = fits_data_as_image(data)
-        except ValueError as e:
-            raise FitsError(f"{src}: {e} (output {dst})") from None
-        write_any(dst, pixels, "tiff", 32, overwrite=overwrite)
-    else:
-        write_fits(dst, data, header, overwrite=overwrite, quantize_level=quantize_level)
-    return FitsImage(data=data, header=header, hdu_name="PRIMARY", hdu_index=0)

@@ -96,7 +96,7 @@ def read_any(path, *, max_pixels: int | None = None, hdu=None):
 
 
 def write_any(path, pixels, fmt: str | None = None, bit_depth: int = 8, *, overwrite: bool = False,
-              icc_profile: bytes | None = None, metadata=None, header=None, quantize_level: float = 0.0,
+              icc_profile: bytes | None = None, metadata=None, quantize_level: float = 0.0,
               png_compression: int | str = PNG_COMPRESSION, threads: int | None = None) -> None:
     """Write atomically in the format of `fmt` (default: from the name); never replaces an
     existing file unless overwrite.
@@ -104,17 +104,18 @@ def write_any(path, pixels, fmt: str | None = None, bit_depth: int = 8, *, overw
     Image formats: pixels (H, W) or (H, W, C) float32 in [0, 1]; bit_depth 8 or 16 (integer
     samples) or 32 (float samples: XISF, and TIFF, which then keeps any range and NaN, physical
     units; PNG takes 16 instead, JPEG always 8).
-    icc_profile: PNG/JPEG/TIFF; png_compression and threads: PNG/TIFF
-    encoding (see imageio.write_image); metadata: XISF (xisf.XisfMetadata, e.g. from upscaled_metadata).
-    FITS: pixels are the data ((H, W) or (..., H, W), any units), header an astropy Header;
-    .gz / .fz names are gzip / tile compressed (quantize_level, see fits_io.write_fits).
+    icc_profile: PNG/JPEG/TIFF; png_compression and threads: PNG/TIFF encoding (see
+    imageio.write_image); metadata (e.g. from upscaled_metadata): XISF's xisf.XisfMetadata, or
+    FITS's astropy Header.
+    FITS: pixels are the data ((H, W) or (..., H, W), any units); .gz / .fz names are gzip / tile
+    compressed (quantize_level, see fits_io.write_fits).
     Raises the reader's error type of the format (ValueError), one line naming the file.
     """
     fmt = fmt or format_of(path)
     if fmt == "fits":
         from .fits_io import write_fits
 
-        write_fits(path, pixels, header, overwrite=overwrite, quantize_level=quantize_level)
+        write_fits(path, pixels, metadata, overwrite=overwrite, quantize_level=quantize_level)
         return
     if fmt == "xisf":
         from .imageio import refuse_clipping
@@ -132,15 +133,31 @@ def write_any(path, pixels, fmt: str | None = None, bit_depth: int = 8, *, overw
                 png_compression=png_compression, threads=threads)
 
 
-def upscaled_metadata(image: LoadedImage, scale: int, history: str):
-    """The metadata of `image` (read by read_any) for its upscale by `scale`, with `history`
-    recorded; None when the format carries none. XISF: FITS keywords and WCS rescaled as for FITS."""
-    if image.metadata is None:
-        return None
-    from .xisf import upscaled_metadata as upscaled_xisf_metadata
+def upscaled_metadata(image, scale: int, provenance: dict):
+    """The metadata of `image` (read by read_any) for its upscale by `scale`, with the provenance
+    keywords ({KEYWORD: (value, comment)}) added; None when the format carries none.
+    FITS: the HDU's header rescaled and its WCS checked (header.upscaled_header); XISF: its FITS
+    keywords the same way, and the properties that carry the pixel scale. Raises
+    header.HeaderError (one line) for a header that cannot be rescaled or does not check out."""
+    if isinstance(image, LoadedImage):
+        if image.metadata is None:
+            return None
+        from .xisf import upscaled_metadata as upscaled_xisf_metadata
 
-    height, width = image.pixels.shape[:2]
-    return upscaled_xisf_metadata(image.metadata, scale, history, image_size=(width, height))
+        height, width = image.pixels.shape[:2]
+        return upscaled_xisf_metadata(image.metadata, scale, provenance, image_size=(width, height))
+    from .header import upscaled_header
+
+    provenance = {**provenance, "SRCNNHDU": (f"{image.hdu_index} ({image.hdu_name})", "HDU upscaled")}
+    return upscaled_header(image.header, scale, provenance, image_size=image.data.shape[:-3:-1])
+
+
+def converted(data: np.ndarray, source_kind: str, fmt: str) -> np.ndarray:
+    """Upscaled data laid out for writing as `fmt`: FITS data (planes first, rows bottom-up) into
+    an image's pixels (fits_data_as_image) or back (image_as_fits_data) when the kinds differ."""
+    if source_kind == kind_of(fmt):
+        return data
+    return fits_data_as_image(data) if source_kind == "fits" else image_as_fits_data(data)
 
 
 def fits_data_as_image(data: np.ndarray) -> np.ndarray:

@@ -19,7 +19,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from .atomic import OutputExistsError, atomic_output
 from ..config import MAX_PIXELS_DEFAULT
-from ..errors import one_line
+from ..errors import exists, one_line
 from ..options import in_unit_range
 
 SIGNED_INTEGER = 2  # TIFF SampleFormat value
@@ -281,7 +281,7 @@ def write_image(path, pixels: np.ndarray, fmt: str, bit_depth: int = 8, *, overw
             with open(tmp, "wb") as f:
                 _encode(f, data, fmt, icc_profile, png_compression, threads)
     except OutputExistsError:
-        raise ImageIOError(f"{path}: exists (use --overwrite to replace it)") from None
+        raise ImageIOError(exists(path)) from None
     except ImageIOError:
         raise
     except OSError as e:

@@ -46,7 +46,7 @@ import numpy as np
 
 from .atomic import OutputExistsError, atomic_output
 from .imageio import ImageIOError, LoadedImage, check_regular_file, quantize, quiet_decoders
-from ..errors import one_line
+from ..errors import exists, one_line
 
 XISF_HINT = 'XISF support needs the xisf package: pip install "srcnn_np[xisf]"'
 SIGNATURE = b"XISF0100"
@@ -349,7 +349,7 @@ def write_xisf(path, pixels: np.ndarray, bit_depth: int, metadata: XisfMetadata 
                 xisf.XISF.write(tmp, np.ascontiguousarray(data), creator_app=f"srcnn_np {__version__}",
                                 image_metadata=image_metadata, codec="zlib", shuffle=True)
     except OutputExistsError:
-        raise XisfError(f"{path}: exists (use --overwrite to replace it)") from None
+        raise XisfError(exists(path)) from None
     except ImportError as e:
         raise XisfError(f"{path}: {e}") from None
     except OSError as e:
