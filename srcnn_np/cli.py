@@ -329,7 +329,7 @@ def plan_jobs(args, failures: list[str]) -> list[Job]:
 
 def connect_scheduler(address: str):
     """A dask.distributed Client for --scheduler; UsageError (one line) when that fails."""
-    from .dask import connect
+    from .cluster import connect
 
     try:
         return connect(address)
@@ -550,7 +550,7 @@ def run_jobs(jobs: list[Job], kw, args, report: JsonProgress):
         yield from (((job, *upscale_and_compare(job, kw, args, report)) for job in jobs) if args.compare
                     else run_pipelined(jobs, kw, args, report))
         return
-    from .dask import run_on_cluster
+    from .cluster import run_on_cluster
 
     work = upscale_and_compare if args.compare else upscale_job
     with connect_scheduler(args.scheduler) as client:
@@ -560,15 +560,18 @@ def run_jobs(jobs: list[Job], kw, args, report: JsonProgress):
 
 def uses_zarr(args) -> bool:
     """True when an input or the output is a .zarr array: the out-of-core path."""
-    from .dask import is_zarr
+    from .io.zarr_io import is_zarr
 
     return any(is_zarr(p) for p in [args.output, *args.inputs])
 
 
 def run_out_of_core(args, kw) -> int:
     """`upscale IN.fits|IN.zarr -o OUT.zarr` (or IN.zarr -o OUT.fits): one science plane through
-    srcnn_np.dask chunk by chunk, here or on the --scheduler cluster."""
-    from .dask import DaskIOError, is_zarr, upscale_file
+    srcnn_np.chunked chunk by chunk, here or on the --scheduler cluster."""
+    from .chunked import upscale_file
+    from .io.zarr_io import DaskIOError, is_zarr
+    from .model import Upscaler
+    from .options import ScienceOptions
     from .io.fits_io import FitsError
 
     if args.compare:
@@ -592,9 +595,9 @@ def run_out_of_core(args, kw) -> int:
     count_tasks = (lambda tasks: report.tiles(source, args.output, tasks)) if report.enabled else None
     error = None
     try:
-        shape, out_shape = upscale_file(source, args.output, kw, scale=args.scale, hdu=args.hdu,
-                                        conserve_flux=args.conserve_flux, flux_units=args.flux_units,
-                                        stretch=args.stretch, tile=args.tile, edges=args.edges, overwrite=args.overwrite,
+        upscaler = Upscaler(kw, tile=args.tile, edges=args.edges,
+                            science=ScienceOptions(args.stretch, args.conserve_flux, args.flux_units))
+        shape, out_shape = upscale_file(source, args.output, upscaler, hdu=args.hdu, overwrite=args.overwrite,
                                         client=client, progress=not args.quiet and not report.enabled,
                                         counter=count_tasks)
     except (DaskIOError, FitsError) as e:
