@@ -1,4 +1,4 @@
-"""srcnn_np.dask.upscale against in-memory srcnn_np.upscale: same input, same process, same threads.
+"""srcnn_np.chunked.upscale against in-memory srcnn_np.upscale: same input, same process, same threads.
 
 Run (not part of the normal test run):
     flock /tmp/srcnn_cpu.lock python -m pytest benchmarks/test_dask_speed.py --benchmark-enable
@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 da = pytest.importorskip("dask.array")
-from srcnn_np import dask as srcnn_dask
+from srcnn_np import chunked
 from srcnn_np import upscale
 from srcnn_np.model import resolve_weights
 
@@ -34,6 +34,6 @@ def test_dask(benchmark, case, chunk):
     lr, kw, expected = case
     benchmark.group = f"dask vs in-memory gray {SIZE}x{SIZE}"
     benchmark.name = f"test_dask[chunks {chunk}]"
-    out = benchmark.pedantic(lambda: srcnn_dask.upscale(da.from_array(lr, chunks=chunk), kw).compute(),
+    out = benchmark.pedantic(lambda: chunked.upscale(da.from_array(lr, chunks=chunk), kw).compute(),
                              rounds=3, iterations=1, warmup_rounds=1)
     np.testing.assert_array_equal(out, expected)  # the same image, not just the same time

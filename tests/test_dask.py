@@ -1,4 +1,4 @@
-"""srcnn_np.dask: chunked and out-of-core upscaling equals the in-memory results; batches on a cluster.
+"""srcnn_np.chunked (the successor of srcnn_np.dask): chunked and out-of-core upscaling equals the in-memory results; batches on a cluster.
 
 The cluster tests run a dask.distributed LocalCluster on 127.0.0.1 with two workers.
 """
@@ -13,7 +13,7 @@ distributed = pytest.importorskip("distributed")
 zarr = pytest.importorskip("zarr")
 import dask  # noqa: E402
 
-from srcnn_np import dask as sdask  # noqa: E402
+from srcnn_np import chunked, cluster  # noqa: E402
 from srcnn_np import model, science  # noqa: E402
 from srcnn_np.cli import main  # noqa: E402
 from srcnn_np.io.atomic import TEMP_NAME  # noqa: E402
@@ -62,8 +62,8 @@ def test_chunked_upscale_equals_in_memory_for_any_chunking(scale):
     plane = sky_plane(37, 45)
     want = model.upscale(plane, kw, scale=scale)
     assert 0.0 < want.min() and want.max() < 1.0, "clipping would hide differences"
-    for chunks in chunkings(sdask.overlap_depth(scale)):
-        got = sdask.upscale(da.from_array(plane, chunks=chunks), kw, scale=scale)
+    for chunks in chunkings(chunked.overlap_depth(scale)):
+        got = chunked.upscale(da.from_array(plane, chunks=chunks), kw, scale=scale)
         assert got.shape == (37 * scale, 45 * scale)
         assert_close(f"x{scale} chunks {chunks}", got.compute(), want, TOL, key=f"dask x{scale}")
 
@@ -74,9 +74,9 @@ def test_overlap_depth_is_the_least_that_works(scale, monkeypatch):
     kw = model.resolve_weights(random_weights(1, scale))
     plane = sky_plane(37, 45)
     want = model.upscale(plane, kw, scale=scale)
-    short = sdask.overlap_depth(scale) - 1
-    monkeypatch.setattr(sdask, "overlap_depth", lambda s: short)
-    got = sdask.upscale(da.from_array(plane, chunks=(12, 15)), kw, scale=scale).compute()
+    short = chunked.overlap_depth(scale) - 1
+    monkeypatch.setattr(chunked, "overlap_depth", lambda s: short)
+    got = chunked.upscale(da.from_array(plane, chunks=(12, 15)), kw, scale=scale).compute()
     worst = float(np.abs(got - want).max())
     assert worst > TOL, f"depth {short} at x{scale} still matches (max diff {worst:.2e})"
 
@@ -87,18 +87,18 @@ def test_colour_modes_alpha_and_integer_input_match_in_memory():
     rgba = (rng.uniform(0.2, 0.8, (29, 34, 4)) * 255).astype(np.uint8)
     for mode in model.MODES:
         want = model.upscale(rgba, kw, mode=mode)
-        got = sdask.upscale(da.from_array(rgba, chunks=(7, 9, 2)), kw, mode=mode).compute()
+        got = chunked.upscale(da.from_array(rgba, chunks=(7, 9, 2)), kw, mode=mode).compute()
         assert_close(f"RGBA uint8 mode {mode}", got, want, TOL, key="dask rgba")
 
 
 def test_bad_arrays_are_refused():
     kw = model.resolve_weights(random_weights(0, 2))
     with pytest.raises(ValueError, match="channels"):
-        sdask.upscale(da.zeros((8, 8, 5), chunks=4), kw)
+        chunked.upscale(da.zeros((8, 8, 5), chunks=4), kw)
     with pytest.raises(ValueError, match=r"\(H, W\)"):
-        sdask.upscale(da.zeros((8,), chunks=4), kw)
+        chunked.upscale(da.zeros((8,), chunks=4), kw)
     with pytest.raises(ValueError, match="one \\(H, W\\) plane"):
-        sdask.upscale_science(da.zeros((2, 8, 8), chunks=4), kw)
+        chunked.upscale_science(da.zeros((2, 8, 8), chunks=4), kw)
 
 
 def science_plane(seed=0):
@@ -118,7 +118,7 @@ def test_science_plane_equals_in_memory_with_blanks(options):
     want = science.upscale_science(plane, lambda a: model.upscale(a, kw), 2, **options)
     span = float(np.nanmax(want[np.isfinite(want)]) - np.nanmin(want[np.isfinite(want)]))
     for chunks in [(1, 1), (10, 11), ((3, 30, 17), (40, 21)), (50, 61)]:
-        got = sdask.upscale_science(da.from_array(plane, chunks=chunks), kw, **options).compute()
+        got = chunked.upscale_science(da.from_array(plane, chunks=chunks), kw, **options).compute()
         assert got.dtype == want.dtype
         nan_got, nan_want = np.isnan(got), np.isnan(want)
         assert (nan_got == nan_want).all(), f"chunks {chunks}: NaN differs at {np.argwhere(nan_got != nan_want)[:5]}"
@@ -131,10 +131,10 @@ def test_constant_and_blank_planes():
     constant = np.full((9, 10), 7.5, dtype=np.float32)
     constant[2, 3] = np.nan
     want = science.upscale_science(constant, lambda a: model.upscale(a, kw), 2)
-    got = sdask.upscale_science(da.from_array(constant, chunks=4), kw).compute()
+    got = chunked.upscale_science(da.from_array(constant, chunks=4), kw).compute()
     assert np.array_equal(np.isnan(got), np.isnan(want)) and np.array_equal(got[~np.isnan(got)], want[~np.isnan(want)])
     with pytest.raises(science.BlankImageError):
-        sdask.upscale_science(da.full((6, 6), np.nan, chunks=3), kw)
+        chunked.upscale_science(da.full((6, 6), np.nan, chunks=3), kw)
 
 
 def test_zarr_and_fits_out_of_core_through_the_cli(tmp_path, capsys):
@@ -208,7 +208,7 @@ def test_chunked_array_on_a_local_cluster_equals_single_process(cluster_client):
     kw = model.resolve_weights(None, 2)
     plane = sky_plane(150, 170, seed=4)
     want = model.upscale(plane, kw)
-    result = sdask.upscale(da.from_array(plane, chunks=(40, 50)), kw)
+    result = chunked.upscale(da.from_array(plane, chunks=(40, 50)), kw)
     got = cluster_client.compute(result).result()
     assert_close("LocalCluster chunked array", got, want, TOL, key="dask cluster")
     assert len(cluster_client.scheduler_info()["workers"]) == 2
@@ -232,7 +232,7 @@ def test_batch_of_images_on_a_local_cluster_equals_single_process(cluster_client
         assert np.array_equal(a, b), f"{name}: cluster output differs from the local one"
     # failures on the cluster are reported per file, the rest still done; one task in flight
     # per worker thread at a time
-    monkeypatch.setattr(sdask, "IN_FLIGHT_PER_THREAD", 1)
+    monkeypatch.setattr(cluster, "IN_FLIGHT_PER_THREAD", 1)
     (src / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n garbage")
     capsys.readouterr()
     assert main(["upscale", str(src), "-o", str(tmp_path / "again"), "--scheduler", address, "-q"]) == 1
@@ -241,7 +241,7 @@ def test_batch_of_images_on_a_local_cluster_equals_single_process(cluster_client
 
 
 def test_unreachable_scheduler_is_a_usage_error(tmp_path, capsys, monkeypatch):
-    monkeypatch.setattr(sdask, "CONNECT_TIMEOUT_S", 0.5)
+    monkeypatch.setattr(cluster, "CONNECT_TIMEOUT_S", 0.5)
     write_image(str(tmp_path / "a.png"), np.zeros((8, 8), np.float32), "png", 8)
     assert main(["upscale", str(tmp_path), "-o", str(tmp_path / "out"), "--scheduler", "tcp://127.0.0.1:9"]) == 2
     err = capsys.readouterr().err
@@ -249,10 +249,10 @@ def test_unreachable_scheduler_is_a_usage_error(tmp_path, capsys, monkeypatch):
 
 
 def test_plain_imports_stay_light():
-    """srcnn_np, its CLI and srcnn_np.dask itself import none of dask, distributed, zarr."""
+    """srcnn_np, its CLI and srcnn_np.chunked itself import none of dask, distributed, zarr."""
     import subprocess
 
-    code = ("import sys, srcnn_np, srcnn_np.cli, srcnn_np.dask; "
+    code = ("import sys, srcnn_np, srcnn_np.cli, srcnn_np.chunked; "
             "print(sorted(m for m in ('dask', 'distributed', 'zarr') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]", out
@@ -261,7 +261,7 @@ def test_plain_imports_stay_light():
 def test_missing_dask_gives_the_install_hint(tmp_path, capsys, monkeypatch):
     monkeypatch.setitem(sys.modules, "dask.array", None)
     with pytest.raises(ImportError, match=r"srcnn_np\[dask\]"):
-        sdask.upscale(np.zeros((4, 4), np.float32))
+        chunked.upscale(np.zeros((4, 4), np.float32))
     assert main(["upscale", str(tmp_path / "in.zarr"), "-o", str(tmp_path / "out.zarr")]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "srcnn_np[dask]" in err, err

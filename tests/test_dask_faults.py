@@ -1,4 +1,4 @@
-"""srcnn_np.dask when things die: a cluster worker killed mid-batch, an out-of-core run killed mid-write.
+"""srcnn_np.chunked and srcnn_np.cluster when things die: a cluster worker killed mid-batch, an out-of-core run killed mid-write.
 
 Both run the real CLI in a subprocess and signal it (or one of the cluster's worker processes)
 once some outputs exist, then check what a user would: exit status, per-file report, outputs
@@ -121,7 +121,7 @@ def stored_files(directory) -> int:
 @pytest.mark.slow
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGKILL])
 def test_out_of_core_run_interrupted_then_rerun_equals_an_undisturbed_one(tmp_path, weights_file, signum):
-    small_chunks = "import srcnn_np.dask as d; d.INPUT_CHUNK = 64; from srcnn_np.cli import main"
+    small_chunks = "import srcnn_np.io.zarr_io as z; z.INPUT_CHUNK = 64; from srcnn_np.cli import main"
     zarr_source(tmp_path / "in.zarr")
     reference = start_cli([tmp_path / "in.zarr", "-o", tmp_path / "ref.zarr", "-q", "--weights", weights_file],
                           small_chunks)

@@ -1,6 +1,6 @@
 """Float data outside [0, 1] is never clipped silently (issue 23, part 2): srcnn_np.upscale maps it
 from each channel's finite range into the network's [0, 1] and back, exactly as the FITS path
-(srcnn_np.science.upscale_science) does; dask.upscale, the viewer and evaluate follow the same rule."""
+(srcnn_np.science.upscale_science) does; chunked.upscale, the viewer and evaluate follow the same rule."""
 import numpy as np
 import pytest
 from PIL import Image
@@ -120,12 +120,12 @@ def test_impossible_mapping_raises_one_line(weights):
 
 def test_dask_upscale_maps_with_the_whole_array_ranges(weights):
     da = pytest.importorskip("dask.array")
-    from srcnn_np import dask as srcnn_dask
+    from srcnn_np import chunked
 
     kw = resolve_weights(weights)
     for data, mode in ((adu_field(60, 70, seed=6), "rgb"), (adu_field(60, 70, 3, seed=7), "y")):
         data[13, 17] = np.nan
-        out = srcnn_dask.upscale(da.from_array(data, chunks=(25, 30) + data.shape[2:]), kw, mode=mode).compute()
+        out = chunked.upscale(da.from_array(data, chunks=(25, 30) + data.shape[2:]), kw, mode=mode).compute()
         want = upscale(data, kw, mode=mode)
         assert out.dtype == np.float32 and np.array_equal(np.isnan(out), np.isnan(want))
         # chunks see their neighbours' pixels, not the whole image: float rounding, as for [0, 1] data

@@ -423,14 +423,16 @@ def test_xisf_with_a_wcs_that_cannot_be_rescaled_is_refused_in_one_line(tmp_path
 
 def test_dask_out_of_core_rescales_and_checks_the_header(tmp_path):
     pytest.importorskip("dask")
-    from srcnn_np.dask import DaskIOError, upscale_file
+    from srcnn_np.chunked import upscale_file
+    from srcnn_np.io.zarr_io import DaskIOError
+    from srcnn_np.model import Upscaler
 
     h_in = write_image(tmp_path / "in.fits", DSS + TAN + CD)
-    upscale_file(tmp_path / "in.fits", tmp_path / "out.fits", scale=2)
+    upscale_file(tmp_path / "in.fits", tmp_path / "out.fits", Upscaler.load(scale=2))
     error = sky_error(h_in, fits.getheader(tmp_path / "out.fits"), 2)
     assert error < TOLERANCE, f"dask x2: {error:.3g} output pixels off"
     write_image(tmp_path / "bad.fits", REFUSED["distortion lookup table (CPDISj, DPj)"][0])
     with pytest.raises(DaskIOError, match="CPDIS1") as e:
-        upscale_file(tmp_path / "bad.fits", tmp_path / "bad_x2.fits", scale=2)
+        upscale_file(tmp_path / "bad.fits", tmp_path / "bad_x2.fits", Upscaler.load(scale=2))
     assert "\n" not in str(e.value) and not (tmp_path / "bad_x2.fits").exists()
     assert sorted(os.listdir(tmp_path)) == ["bad.fits", "in.fits", "out.fits"], os.listdir(tmp_path)

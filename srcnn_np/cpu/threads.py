@@ -1,7 +1,7 @@
 """Sharing a kernel's rows out among threads (the kernels are compiled with nogil=True).
 
 The thread count is Numba's setting for the calling thread (numba.set_num_threads, or
-srcnn_np.set_num_threads), so code that sets it per thread (srcnn_np.dask) keeps working.
+srcnn_np.set_num_threads), so code that sets it per thread (srcnn_np.cluster) keeps working.
 """
 from concurrent.futures import ThreadPoolExecutor
 from threading import Lock
