@@ -1,8 +1,9 @@
 """srcnn_np: torch-free SRCNN super-resolution for astronomical images (NumPy + Numba)."""
+from .config import __version__
+from .options import ScienceOptions
 from .weights import FORMAT_VERSION, Weights, WeightsError, load_weights, save_weights
 
-__version__ = "0.1.0"
-MODEL_NAMES = ("upscale", "srcnn_forward", "KernelWeights")  # from .model, imported on first use: it imports Numba
+MODEL_NAMES = ("Upscaler", "upscale", "srcnn_forward", "KernelWeights")  # from .model, imported on first use: it imports Numba
 
 
 def __getattr__(name):
@@ -27,5 +28,5 @@ def set_num_threads(n: int) -> None:
     numba.set_num_threads(n)
 
 
-__all__ = ["upscale", "srcnn_forward", "bicubic_upsample", "load_weights", "save_weights",
+__all__ = ["Upscaler", "ScienceOptions", "upscale", "srcnn_forward", "bicubic_upsample", "load_weights", "save_weights",
            "Weights", "KernelWeights", "WeightsError", "FORMAT_VERSION", "set_num_threads"]

@@ -1,8 +1,10 @@
-"""Numba compilation flags, defined once for every CPU kernel.
+"""The package's version, Numba compilation flags for every CPU kernel, and size limits, defined once.
 
 fastmath: we allow reassociation and contraction (so reductions vectorize and multiply-adds fuse)
 but not 'nnan'/'ninf': NaN and inf must still propagate, the way torch's kernels do.
 """
+__version__ = "0.1.0"  # written into every output's provenance (model.Upscaler.provenance)
+
 FASTMATH = {"nsz", "arcp", "contract", "afn", "reassoc"}
 
 # Options for every @njit kernel: cached on disk so a fresh process does not recompile; no C-callable

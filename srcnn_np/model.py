@@ -19,6 +19,7 @@ from functools import partial
 
 import numpy as np
 
+from .config import __version__
 from .cpu import kernels
 from .geometry import DEFAULT_TILE, edge_margin, tile_windows
 from .color import ycbcr_plane, ycbcr_to_rgb
@@ -352,8 +353,6 @@ class Upscaler:
 
         FITS and XISF outputs carry them (io.header.add_provenance); the viewer reads SRCFLUXU.
         """
-        from . import __version__
-
         return {"SRCNNVER": (__version__, "srcnn_np version that upscaled this image"),
                 "SRCNNSRC": (os.path.basename(os.fspath(source)), "upscaled from this file"),
                 "SRCNNSCL": (self.scale, "upscaling factor"),

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from srcnn_np import cli
+from srcnn_np import batch
 from srcnn_np.cli import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, main
 from srcnn_np.io import formats, imageio, png
 
@@ -93,7 +93,7 @@ def test_pipelined_batch_outputs_in_order_with_failures_in_the_middle(tmp_path, 
             raise imageio.ImageIOError(f"{path}: cannot write (injected)")
         return real_write(path, *args, **kwargs)
 
-    monkeypatch.setattr(cli, "write_any", failing_write)
+    monkeypatch.setattr(batch, "write_any", failing_write)
     code, out, err = run(["upscale", str(src), "-o", str(tmp_path / "out"), "--weights", weights_file], capsys)
     assert code == EXIT_FAILED
     assert [line.split(" -> ")[0] for line in out.splitlines()] == [str(src / f"img{i}.png") for i in (0, 2, 4)], out
@@ -116,7 +116,7 @@ def test_interrupt_while_a_write_is_in_flight_finishes_that_write(tmp_path, weig
     src.mkdir()
     for i in range(3):
         Image.fromarray(sky(16, 16, 3, seed=i)).save(src / f"img{i}.png")
-    real_write, real_upscale = formats.write_any, srcnn_np.model.upscale
+    real_write, real_upscale = formats.write_any, srcnn_np.model.Upscaler.__call__
     writing = threading.Event()
     calls = []
 
@@ -132,8 +132,8 @@ def test_interrupt_while_a_write_is_in_flight_finishes_that_write(tmp_path, weig
             raise KeyboardInterrupt
         return real_upscale(*args, **kwargs)
 
-    monkeypatch.setattr(cli, "write_any", slow_write)
-    monkeypatch.setattr(srcnn_np.model, "upscale", interrupted_second_upscale)
+    monkeypatch.setattr(batch, "write_any", slow_write)
+    monkeypatch.setattr(srcnn_np.model.Upscaler, "__call__", interrupted_second_upscale)
     code, _, err = run(["upscale", str(src), "-o", str(tmp_path / "out"), "-q", "--weights", weights_file], capsys)
     assert code == EXIT_INTERRUPTED and err.strip() == "srcnn-np: interrupted", err
     assert sorted(os.listdir(tmp_path / "out")) == ["img0_x2.png"]  # complete, and no temp file beside it

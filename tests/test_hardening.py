@@ -726,7 +726,7 @@ def test_weights_from_hostile_files(tmp_path, kind):
 def test_interrupt_at_each_stage_leaves_no_trace(tmp_path, weights_file, capsys, monkeypatch, where):
     """KeyboardInterrupt while the 2nd of 3 inputs is read, upscaled or half-written: exit 130, the 1st
     output complete, nothing else written (no temp file), the old 2nd output untouched (--overwrite)."""
-    import srcnn_np.cli
+    import srcnn_np.batch
     import srcnn_np.model
 
     tiny_pngs(tmp_path / "src", 3, channels=3)
@@ -744,7 +744,7 @@ def test_interrupt_at_each_stage_leaves_no_trace(tmp_path, weights_file, capsys,
             return real(*args, **kwargs)
         return wrapper
 
-    module, name = {"reading": (srcnn_np.cli, "read_any"), "upscaling": (srcnn_np.model, "upscale"),
+    module, name = {"reading": (srcnn_np.batch, "read_any"), "upscaling": (srcnn_np.model.Upscaler, "__call__"),
                     "encoding": (imageio, "_encode")}[where]
     monkeypatch.setattr(module, name, interrupted_on_second_call(getattr(module, name)))
     before = snapshot(tmp_path / "out")
@@ -835,15 +835,15 @@ def test_unexpected_error_fails_one_file_not_the_batch(tmp_path, weights_file, c
     import srcnn_np.model
 
     tiny_pngs(tmp_path / "src", 3)
-    real_upscale = srcnn_np.model.upscale
+    real_call = srcnn_np.model.Upscaler.__call__
 
-    def buggy_upscale(image, *args, **kwargs):
+    def buggy_call(self, image, *args, **kwargs):
         if image[0, 0] == sky(8, 8, seed=1)[0, 0]:
             raise RuntimeError("boom\nsecond line")
-        return real_upscale(image, *args, **kwargs)
+        return real_call(self, image, *args, **kwargs)
 
     assert sky(8, 8, seed=1)[0, 0] not in (sky(8, 8, seed=0)[0, 0], sky(8, 8, seed=2)[0, 0])
-    monkeypatch.setattr(srcnn_np.model, "upscale", buggy_upscale)
+    monkeypatch.setattr(srcnn_np.model.Upscaler, "__call__", buggy_call)
     code, _, err = run_cli(["upscale", str(tmp_path / "src"), "-o", str(tmp_path / "out"), "-q",
                             "--weights", weights_file], capsys)
     assert code == EXIT_FAILED

@@ -89,7 +89,7 @@ def test_fits_embeds_float_data_and_bicubic_of_filled_blanks(tmp_path, capsys):
     upscaled[2:4, 2:4] = np.nan
     fits.writeto(tmp_path / "lr.fits", lowres)
     header = fits.Header()
-    header["HISTORY"] = "srcnn_np 0.1.0: upscaled x2 with ...; flux not conserved; flux units total; blank"
+    header["SRCFLUXU"] = "total"  # the provenance keyword srcnn_np writes (model.Upscaler.provenance)
     fits.writeto(tmp_path / "up.fits", upscaled, header)
     assert run(["compare", str(tmp_path / "lr.fits"), str(tmp_path / "up.fits"), "-o", str(tmp_path / "v.html")],
                capsys)[0] == EXIT_OK
@@ -100,7 +100,7 @@ def test_fits_embeds_float_data_and_bicubic_of_filled_blanks(tmp_path, capsys):
     np.testing.assert_array_equal(data["upscaled"], upscaled)  # NaN where NaN
     filled = lowres.astype(np.float64)
     filled[1, 1] = np.mean([lowres[y, x] for y in (0, 1, 2) for x in (0, 1, 2) if (y, x) != (1, 1)])
-    want = naive.bicubic(filled, 2) / 4  # HISTORY says flux units total: blocks sum to their input pixel
+    want = naive.bicubic(filled, 2) / 4  # SRCFLUXU says flux units total: blocks sum to their input pixel
     want[2:4, 2:4] = np.nan  # the blank input pixel's block
     np.testing.assert_allclose(data["bicubic"], want, rtol=1e-5, atol=1e-3)
     finite = np.concatenate([want[np.isfinite(want)], upscaled[np.isfinite(upscaled)]])

@@ -18,6 +18,7 @@ from astropy.wcs import WCS  # noqa: E402
 from srcnn_np.cli import EXIT_OK, main  # noqa: E402
 from srcnn_np.io.header import HeaderError, check_rescaled_wcs, rescaled_header, upscaled_header  # noqa: E402
 from srcnn_np.io.xisf import read_xisf  # noqa: E402
+from .conftest import TEST_PROVENANCE  # noqa: E402
 
 WIDTH, HEIGHT = 12, 10
 TOLERANCE = 1e-3  # output pixels

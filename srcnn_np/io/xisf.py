@@ -331,7 +331,7 @@ def write_xisf(path, pixels: np.ndarray, bit_depth: int, metadata: XisfMetadata 
     C = 2 or 4: the alpha channel is dropped. metadata: FITS keywords and properties to write.
     Raises XisfError if `path` exists and not overwrite, or writing fails; nothing partial is left.
     """
-    from .. import __version__
+    from ..config import __version__
 
     path = os.fspath(path)
     a = np.asarray(pixels, dtype=np.float32)
