@@ -28,5 +28,5 @@ def set_num_threads(n: int) -> None:
     numba.set_num_threads(n)
 
 
-__all__ = ["Upscaler", "ScienceOptions", "upscale", "srcnn_forward", "bicubic_upsample", "load_weights", "save_weights",
+__all__ = ["__version__", "Upscaler", "ScienceOptions", "upscale", "srcnn_forward", "bicubic_upsample", "load_weights", "save_weights",
            "Weights", "KernelWeights", "WeightsError", "FORMAT_VERSION", "set_num_threads"]

@@ -36,6 +36,7 @@ from functools import partial
 
 import numpy as np
 
+from .errors import exists
 from .cluster import one_kernel_thread
 from .geometry import HALO
 from .io.zarr_io import DaskIOError, dask_array, is_zarr, open_array, write_zarr
@@ -297,7 +298,7 @@ def upscale_file(source, target, upscaler: Upscaler, *, hdu=None, overwrite: boo
     if not (is_zarr(target) or format_of(target) == "fits"):
         raise DaskIOError(f"{target}: the output must be a .zarr store or a FITS file")
     if os.path.lexists(target) and not overwrite:
-        raise DaskIOError(f"{target}: already exists (use --overwrite to replace it)")
+        raise DaskIOError(exists(target))
     array, header = open_array(source, hdu)
     if array.ndim != 2:
         raise DaskIOError(f"{source}: holds a {array.ndim}-axis array {array.shape}; out-of-core "

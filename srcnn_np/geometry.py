@@ -1,6 +1,6 @@
 """Geometry of the 9-5-5 SRCNN: its receptive field, the tile windows and the edge margin that it implies.
 
-model.py (CPU tiling), gpu/runner.py (GPU tiling) and dask.py (block overlaps) read it; it
+model.py (CPU tiling), gpu/runner.py (GPU tiling) and chunked.py (block overlaps) read it; it
 imports only the layer table (layers.py), so none of them has to import another for a constant.
 """
 from .layers import LAYERS
@@ -9,17 +9,10 @@ from .layers import LAYERS
 # only on the upsampled image within HALO pixels of it.
 HALO = sum(layer.radius for layer in LAYERS)
 
-# How `upscale` meets the image's border. The network zero-pads each conv (as torch does), which
-# the 9-5-5 net turns into artifacts up to HALO output pixels deep wherever the image is not dark
-# at its edge (on star fields with sky: 6 to 100 sky sigmas at x2 to x4, `evaluate --stars`).
-# "replicate" (default) extends the input by edge_margin(scale) pixels by repeating its edge
-# pixels, runs the network and crops: bicubic itself clamps at the border the same way, so only
-# the zero padding is kept out. "zero": the network as torch runs it on the image (the seed's).
-EDGES = ("replicate", "zero")
 
 
 def edge_margin(scale: int) -> int:
-    """Input pixels by which `upscale` extends an image by edge replication (edges="replicate"):
+    """Input pixels by which an Upscaler extends an image by edge replication (options.EDGES):
     ceil(HALO / scale), so that the network's zero padding, HALO output pixels deep, falls wholly
     outside the image and every output pixel sees image-like content."""
     return -(-HALO // scale)

@@ -23,8 +23,8 @@ from .config import __version__
 from .cpu import kernels
 from .geometry import DEFAULT_TILE, edge_margin, tile_windows
 from .color import ycbcr_plane, ycbcr_to_rgb
-from .options import (DEFAULT_DEVICE, DEFAULT_EDGES, DEFAULT_MODE, DEVICES, EDGES, MODES, ScienceOptions,
-                      check_choice, in_unit_range)
+from .options import (DEFAULT_DEVICE, DEFAULT_EDGES, DEFAULT_FLUX_UNITS, DEFAULT_MODE, DEFAULT_STRETCH, DEVICES,
+                      EDGES, MODES, ScienceOptions, check_choice, in_unit_range)
 from .science import BlankImageError, channel_ranges, upscale_channels, upscale_science
 from .weights import Weights, load_weights
 
@@ -376,7 +376,7 @@ def needs_mapping(image: np.ndarray, science: ScienceOptions = ScienceOptions())
 
 def upscale(image: np.ndarray, weights=None, *, mode: str = DEFAULT_MODE, scale: int = 2,
             tile: int | None = None, device: str = DEFAULT_DEVICE, on_tile=None, edges: str = DEFAULT_EDGES,
-            stretch: str = "linear", conserve_flux: bool = False, flux_units: str = "surface") -> np.ndarray:
+            stretch: str = DEFAULT_STRETCH, conserve_flux: bool = False, flux_units: str = DEFAULT_FLUX_UNITS) -> np.ndarray:
     """Super-resolve an image by `scale`: Upscaler.load(weights, scale=scale, ...)(image, on_tile).
 
     weights: None for the shipped astro weights of `scale`, a path to a weights file, Weights or

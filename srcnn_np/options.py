@@ -11,8 +11,10 @@ MODES = ("rgb", "y")  # rgb: every colour channel through the net; y: BT.601 lum
 DEVICES = ("cpu", "cuda", "auto")  # auto: the GPU when one is usable, else the CPU
 # How the network meets the image's border. The network zero-pads each conv (as torch does),
 # which the 9-5-5 net turns into artifacts up to HALO output pixels deep wherever the image is
-# not dark at its edge. "replicate" extends the input by geometry.edge_margin(scale) pixels that
-# repeat its edge pixels, runs the network and crops; "zero": the network as torch runs it.
+# not dark at its edge (on star fields with sky: 6 to 100 sky sigmas at x2 to x4, `evaluate
+# --stars`). "replicate" (default) extends the input by geometry.edge_margin(scale) pixels that
+# repeat its edge pixels, runs the network and crops: bicubic itself clamps at the border the same
+# way, so only the zero padding is kept out. "zero": the network as torch runs it on the image.
 EDGES = ("replicate", "zero")
 STRETCHES = ("linear", "asinh")  # the map from a plane's physical range onto the network's [0, 1]
 FLUX_UNITS = ("surface", "total")  # pixel values per unit area, or per pixel (counts)

@@ -33,7 +33,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .options import STRETCHES, ScienceOptions
+from .options import DEFAULT_FLUX_UNITS, DEFAULT_STRETCH, STRETCHES, ScienceOptions
 
 ASINH_SOFTENING = 0.1  # a in asinh(x / a) / asinh(1 / a), astropy AsinhStretch's default: 3.3x gain at 0
 # SRCNN sees 8 output pixels around each pixel (9x9, 5x5, 5x5 convs) and bicubic 2 input pixels
@@ -53,7 +53,7 @@ class Normalisation:
     inverse: the exact inverse, in float64, for any real input (network outputs may leave [0, 1]).
     """
 
-    def __init__(self, low: float, high: float, stretch: str = "linear"):
+    def __init__(self, low: float, high: float, stretch: str = DEFAULT_STRETCH):
         if stretch not in STRETCHES:
             raise ValueError(f"stretch must be one of {STRETCHES}, got {stretch!r}")
         if not high > low:
@@ -166,7 +166,7 @@ class NetworkPlane:
     low: float
 
 
-def plane_to_unit(plane: np.ndarray, stretch: str = "linear", data_range: tuple | None = None,
+def plane_to_unit(plane: np.ndarray, stretch: str = DEFAULT_STRETCH, data_range: tuple | None = None,
                   allow_blank: bool = False) -> NetworkPlane:
     """(H, W) data in physical units -> NetworkPlane: blanks filled, [low, high] mapped onto [0, 1].
 
@@ -212,7 +212,7 @@ def plane_from_unit(prepared: NetworkPlane, net_out: np.ndarray, scale: int, *,
 
 
 def upscale_plane(plane: np.ndarray, upscale_fn, scale: int, *, conserve_flux: bool = False,
-                  stretch: str = "linear", data_range: tuple | None = None) -> np.ndarray:
+                  stretch: str = DEFAULT_STRETCH, data_range: tuple | None = None) -> np.ndarray:
     """One (H, W) plane in physical units -> (sH, sW) float64 in the same units (surface flux
     units), NaN over the s x s block of every blank input pixel.
 
@@ -224,7 +224,7 @@ def upscale_plane(plane: np.ndarray, upscale_fn, scale: int, *, conserve_flux: b
 
 
 def upscale_channels(image: np.ndarray, upscale_fn, scale: int, *, conserve_flux: bool = False,
-                     flux_units: str = "surface", stretch: str = "linear",
+                     flux_units: str = DEFAULT_FLUX_UNITS, stretch: str = DEFAULT_STRETCH,
                      data_ranges: list | None = None) -> np.ndarray:
     """(H, W, C) data in physical units -> (sH, sW, C) float64 in the same units, each channel
     mapped onto [0, 1] with its own range, all channels through ONE call of upscale_fn.
@@ -250,7 +250,7 @@ def upscale_channels(image: np.ndarray, upscale_fn, scale: int, *, conserve_flux
 
 
 def upscale_science(data: np.ndarray, upscale_fn, scale: int, *, conserve_flux: bool = False,
-                    flux_units: str = "surface", stretch: str = "linear") -> np.ndarray:
+                    flux_units: str = DEFAULT_FLUX_UNITS, stretch: str = DEFAULT_STRETCH) -> np.ndarray:
     """Upscale science data in physical units through a [0, 1] image upscaler.
 
     data: (H, W) image or (..., H, W) cube, any real dtype, NaN/inf for blank pixels.

@@ -18,7 +18,8 @@ from hypothesis import strategies as st
 import srcnn_np
 from reference.model import from_weights
 from srcnn_np.color import rgb_to_ycbcr, ycbcr_to_rgb
-from srcnn_np.geometry import EDGES, edge_margin
+from srcnn_np.geometry import edge_margin
+from srcnn_np.options import EDGES
 from srcnn_np.weights import Weights
 
 from .checks import assert_close

@@ -15,7 +15,7 @@ import time
 
 import numpy as np
 
-from ..errors import one_line
+from ..errors import exists, one_line
 from .atomic import remove_stale_temps
 
 DASK_HINT = 'Dask support needs dask, distributed and zarr: pip install "srcnn_np[dask]"'
@@ -154,7 +154,7 @@ def write_zarr(array, path, *, attrs: dict | None = None, overwrite: bool = Fals
     started = time.time()
     path = os.path.abspath(os.fspath(path))
     if os.path.lexists(path) and not overwrite:
-        raise DaskIOError(f"{path}: already exists (use --overwrite to replace it)")
+        raise DaskIOError(exists(path))
     if compute is None:
         import dask
 
