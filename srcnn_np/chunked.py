@@ -94,6 +94,7 @@ def _crop_grown(out: np.ndarray, block_info: dict, depths: dict, scale: int) -> 
         index.append(slice(before, out.shape[axis] - after))
     return out[tuple(index)]
 
+
 def as_upscaler(weights=None, *, scale: int = 2, mode: str = DEFAULT_MODE, tile: int | None = None,
                 edges: str = DEFAULT_EDGES, stretch: str = DEFAULT_STRETCH, conserve_flux: bool = False,
                 flux_units: str = DEFAULT_FLUX_UNITS) -> Upscaler:

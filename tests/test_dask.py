@@ -1,4 +1,5 @@
-"""srcnn_np.chunked (the successor of srcnn_np.dask): chunked and out-of-core upscaling equals the in-memory results; batches on a cluster.
+"""srcnn_np.chunked (the successor of srcnn_np.dask): chunked and out-of-core upscaling equals the
+in-memory results; batches on a cluster (srcnn_np.cluster).
 
 The cluster tests run a dask.distributed LocalCluster on 127.0.0.1 with two workers.
 """
