@@ -40,7 +40,7 @@ from .errors import exists
 from .cluster import one_kernel_thread
 from .geometry import HALO
 from .io.zarr_io import DaskIOError, dask_array, is_zarr, open_array, write_zarr
-from .model import Upscaler, needs_mapping
+from .model import Upscaler
 from .options import DEFAULT_EDGES, DEFAULT_FLUX_UNITS, DEFAULT_MODE, DEFAULT_STRETCH, ScienceOptions
 from .progress import Progress
 from .science import FILL_ROUNDS, BlankImageError, channel_ranges
@@ -94,6 +94,7 @@ def _crop_grown(out: np.ndarray, block_info: dict, depths: dict, scale: int) -> 
         after = scale * depths[axis] if location[axis] < count[axis] - 1 else 0
         index.append(slice(before, out.shape[axis] - after))
     return out[tuple(index)]
+
 
 def as_upscaler(weights=None, *, scale: int = 2, mode: str = DEFAULT_MODE, tile: int | None = None,
                 edges: str = DEFAULT_EDGES, stretch: str = DEFAULT_STRETCH, conserve_flux: bool = False,
@@ -171,10 +172,9 @@ def upscale(array, weights=None, *, mode: str = DEFAULT_MODE, scale: int = 2, ti
         raise ValueError(f"array must be (H, W) or (H, W, C) with H, W >= 1, got shape {array.shape}")
     if array.ndim == 3 and array.shape[2] not in (1, 2, 3, 4):
         raise ValueError(f"array must have 1 to 4 channels, got {array.shape[2]}")
+    # None for pixel levels and float data within [0, 1]: every block then maps (science options)
+    # from [0, 1] as the whole image does
     data_ranges = channel_data_ranges(array) if array.dtype.kind == "f" else None
-    if data_ranges is None and needs_mapping(np.empty(0, array.dtype), upscaler.science):  # the options alone
-        colour = 1 if array.ndim == 2 or array.shape[2] <= 2 else 3
-        data_ranges = [(0.0, 1.0)] * colour  # what the Upscaler maps data within [0, 1] from
     if data_ranges is None:
         return _map_blocks(array, upscaler, overlap_depth(upscaler.scale), None, np.float32)
     out_dtype = np.float64 if array.dtype == np.float64 else np.float32

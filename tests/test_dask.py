@@ -1,4 +1,5 @@
-"""srcnn_np.chunked (the successor of srcnn_np.dask): chunked and out-of-core upscaling equals the in-memory results; batches on a cluster.
+"""srcnn_np.chunked (the successor of srcnn_np.dask): chunked and out-of-core upscaling equals the
+in-memory results; batches on a cluster (srcnn_np.cluster).
 
 The cluster tests run a dask.distributed LocalCluster on 127.0.0.1 with two workers.
 """
@@ -17,7 +18,10 @@ from srcnn_np import chunked, cluster  # noqa: E402
 from srcnn_np import model, science  # noqa: E402
 from srcnn_np.cli import main  # noqa: E402
 from srcnn_np.io.atomic import TEMP_NAME  # noqa: E402
+from srcnn_np.io.header import provenance_history  # noqa: E402
 from srcnn_np.io.imageio import read_image, write_image  # noqa: E402
+from srcnn_np.model import Upscaler  # noqa: E402
+from srcnn_np.options import ScienceOptions  # noqa: E402
 
 from .checks import assert_close  # noqa: E402
 from .conftest import random_weights  # noqa: E402
@@ -137,6 +141,22 @@ def test_constant_and_blank_planes():
         chunked.upscale_science(da.full((6, 6), np.nan, chunks=3), kw)
 
 
+def test_an_upscaler_as_weights_carries_every_choice():
+    """An Upscaler passed as the weights brings its science options; pixel levels (uint8) mapped
+    by them use the whole image's range as in memory, and integer science data is counts."""
+    upscaler = Upscaler.load(scale=2, tile=16, science=ScienceOptions("asinh", conserve_flux=True))
+    plane = sky_plane(37, 45, seed=9)
+    for data in (plane, (plane * 255).astype(np.uint8)):
+        got = chunked.upscale(da.from_array(data, chunks=(12, 15)), upscaler).compute()
+        assert got.dtype == np.float32
+        assert_close(f"Upscaler as weights, {data.dtype}", got, upscaler(data), TOL, key="dask Upscaler")
+    counts = (plane * 3000 - 500).astype(np.int16)
+    want = upscaler.science_data(counts)
+    got = chunked.upscale_science(da.from_array(counts, chunks=(12, 15)), upscaler).compute()
+    assert got.dtype == want.dtype == np.float32
+    assert_close("int16 science plane / span", got / 3000, want / 3000, TOL, key="dask science (relative to span)")
+
+
 def test_zarr_and_fits_out_of_core_through_the_cli(tmp_path, capsys):
     fits = pytest.importorskip("astropy.io.fits")
     kw = model.resolve_weights(None, 2)
@@ -154,8 +174,12 @@ def test_zarr_and_fits_out_of_core_through_the_cli(tmp_path, capsys):
         got = stored[...]
         assert (np.isnan(got) == np.isnan(want)).all()
         assert_close(f"{name} -> zarr", got[~np.isnan(want)], want[~np.isnan(want)], TOL * 43)
-    cards = fits.Header.fromstring(zarr.open_array(tmp_path / "out_in.fits.zarr").attrs["fits_header"])
+    attrs = zarr.open_array(tmp_path / "out_in.fits.zarr").attrs
+    cards = fits.Header.fromstring(attrs["fits_header"])
     assert (cards["NAXIS1"], cards["NAXIS2"], cards["CRPIX1"], cards["CDELT2"]) == (122, 100, 19.5, 5e-5)
+    provenance = Upscaler.load(scale=2).provenance(tmp_path / "in.fits")
+    assert attrs["provenance"] == {key: value for key, (value, _) in provenance.items()}, attrs["provenance"]
+    assert attrs["srcnn_np"] == provenance_history(provenance) and cards["SRCNNSRC"] == "in.fits"
     # zarr -> FITS, gathered in memory
     for name in ("out.fits", "out.fits.gz", "out.fits.fz"):  # tile-compressed: the image is in HDU 1
         assert main(["upscale", str(src), "-o", str(tmp_path / name), "-q"]) == 0
