@@ -1,6 +1,6 @@
 """Geometry of the 9-5-5 SRCNN: its receptive field, the tile windows and the edge margin that it implies.
 
-model.py (CPU tiling), gpu/runner.py (GPU tiling) and dask.py (block overlaps) read it; it
+model.py (CPU tiling), gpu/runner.py (GPU tiling) and chunked.py (block overlaps) read it; it
 imports only the layer table (layers.py), so none of them has to import another for a constant.
 """
 from .layers import LAYERS
