@@ -23,7 +23,7 @@ from ..errors import exists, one_line
 from ..options import in_unit_range
 
 SIGNED_INTEGER = 2  # TIFF SampleFormat value
-# How outputs are deflated (README, "End to end: the CLI"): PNG with zlib's run-length strategy
+# How outputs are deflated (docs/performance.md#end-to-end-the-cli): PNG with zlib's run-length strategy
 # ("rle", or --png-compression 0-9), 16-bit colour TIFF at zlib level 1; both on all cores
 PNG_COMPRESSION = "rle"
 TIFF_LEVEL = 1

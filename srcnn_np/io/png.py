@@ -243,7 +243,7 @@ def default_threads() -> int:
 def zlib_options(compression) -> tuple[int, int]:
     """(level, strategy) for zlib.compressobj: "rle" is zlib's run-length strategy (runs of one
     byte, then Huffman codes: on filtered photographs as small as level 6 at level 1's speed,
-    README "End to end: the CLI"); 0..9 is that level with the default strategy."""
+    docs/performance.md#end-to-end-the-cli); 0..9 is that level with the default strategy."""
     if compression == "rle":
         return 1, zlib.Z_RLE
     if compression in range(10):
