@@ -191,7 +191,7 @@ def test_zarr_and_fits_out_of_core_through_the_cli(tmp_path, capsys):
     capsys.readouterr()
     assert main(["upscale", str(src), "-o", str(tmp_path / "out_in.zarr.zarr")]) == 1
     err = capsys.readouterr().err
-    assert err.count("\n") == 1 and "already exists" in err, err
+    assert err.count("\n") == 1 and "exists (use --overwrite to replace it)" in err, err
     assert sorted(os.listdir(tmp_path / "out_in.zarr.zarr")) == before
     assert not [n for n in os.listdir(tmp_path) if TEMP_NAME.fullmatch(n)]
 
