@@ -14,7 +14,7 @@ through one.
 """
 import os
 import warnings
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from functools import partial
 
 import numpy as np
@@ -317,7 +317,7 @@ class Upscaler:
             with np.errstate(invalid="ignore"), warnings.catch_warnings():
                 warnings.simplefilter("ignore", RuntimeWarning)  # an all-NaN channel: its range is NaN
                 data_ranges = channel_ranges(np.nanmin(finite, axis=(0, 1)), np.nanmax(finite, axis=(0, 1)))
-        pixels = Upscaler(self.weights, self.mode, self.device, self.tile, self.edges, label=self.label)
+        pixels = replace(self, science=ScienceOptions())  # the network on data in [0, 1]
         try:
             out = upscale_channels(colour, lambda unit: pixels(unit, on_tile), self.scale,
                                    data_ranges=data_ranges, **asdict(self.science))
