@@ -289,9 +289,9 @@ def winograd_tile_row(block, src, y0, phase, tiles, u, b, width, relu, lo, hi, d
     y0 .. y0 + 3 with lo <= y < hi and 0 <= x < width, nothing else. Scratch from winograd_scratch:
     v holds the 8 rows' row transforms; then each block of `pixels` tiles runs the column
     transform (v2), the 64 points' sums over Cin in the register block (m), the column output
-    transform (m4), and the row output transform with bias (+ ReLU) into dst. The output
-    transforms run in loops of their own, so their constants never compete with the block for
-    registers.
+    transform (m4), and the row output transform with bias (+ ReLU) into dst. The transforms run
+    in loops of their own and load their constants where used (simd's opaque tables), so none
+    stays in a register across the block's loop.
     """
     Hs = src.shape[0]
     Cin = src.shape[2]
