@@ -108,7 +108,7 @@ def window_output(lr: np.ndarray, kw: KernelWeights, y0: int, x0: int, h: int, w
     """
     _, conv1 = upsample_conv1(lr, kw, y0, x0, h, w, ws)
     out = np.empty((h, w), dtype=np.float32)
-    kernels.conv_relu_then_single_out_into(conv1, kw.w2, kw.b2, kw.w3, kw.b3, w, out, x_origin=x0)
+    kernels.conv_relu_then_single_out_into(conv1, kw.w2, kw.b2, kw.w3, kw.b3, w, out, x_origin=x0, y_origin=y0)
     return out
 
 

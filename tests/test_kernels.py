@@ -153,7 +153,8 @@ def test_conv_kernels_reject_a_channel_count_the_block_does_not_divide():
 
 def test_winograd_transform_is_the_row_correlation():
     """y = AT ((G g) * (BT d)) is the 5-tap correlation of the 8 inputs, in float64, and BT's
-    entries (quarters) are exact in float32."""
+    entries (quarters) are exact in float32. Nested along columns, it is the 2D one
+    (test_winograd_conv2_matches_naive_for_every_tile_anchor)."""
     at, g, bt = winograd.transform_matrices()
     rng = np.random.default_rng(5)
     for _ in range(20):
@@ -165,17 +166,18 @@ def test_winograd_transform_is_the_row_correlation():
 
 
 @each_variant
+@pytest.mark.parametrize("y_origin", [0, 1, 3])
 @pytest.mark.parametrize("x_origin", [0, 1, 2, 3, 6])
 @pytest.mark.parametrize("width", [1, 3, 6, 29])
-def test_winograd_conv2_matches_naive_for_every_tile_anchor(width, x_origin, block):
-    h = 4
+def test_winograd_conv2_matches_naive_for_every_tile_anchor(width, x_origin, y_origin, block):
+    h = 6
     x = np.random.default_rng(width + x_origin).standard_normal((h, width, 64)).astype(np.float32)
     src = kernels.padded_map(h, width, 64, 2)
     src[2:2 + h, 2:2 + width] = x
     dst = np.full((h + 4, kernels.ceil_block(width) + 4, 32), -5.0, np.float32)
-    kernels.conv_relu_into(src, KW.w2, KW.b2, width, False, dst, 2, block, x_origin=x_origin)
-    assert_close(f"conv2 width {width} x_origin {x_origin} {block.name}", dst[2:2 + h, 2:2 + width],
-                 naive.conv2d(x, KW.w2, KW.b2, False), 2e-5)
+    kernels.conv_relu_into(src, KW.w2, KW.b2, width, False, dst, 2, block, x_origin=x_origin, y_origin=y_origin)
+    assert_close(f"conv2 width {width} x_origin {x_origin} y_origin {y_origin} {block.name}",
+                 dst[2:2 + h, 2:2 + width], naive.conv2d(x, KW.w2, KW.b2, False), 2e-5)
     dst[2:2 + h, 2:2 + width] = -5.0
     assert (dst == -5.0).all(), "conv_relu_into wrote outside the interior"
 

@@ -61,9 +61,9 @@ def compile_here(dump: str | None) -> dict:
     u = kernels.winograd_weights(w)
     out = np.zeros((8, 16), f32)
     args = {"conv_relu_rows": (src, w, b, 16, True, dst, 2, 0, 8),  # conv1 in the model (K = 9)
-            "winograd_rows": (src, u, b, 16, 0, True, dst, 2, 0, 8),
+            "winograd_rows": (src, u, b, 16, 0, 0, True, dst, 2, 0, 2),
             "single_out_rows": (dst, w_last, b[:1], 16, out, 0, 4),
-            "fused_rows": (src, u, b, w_last, b[:1], 16, 0, out, 0, 8)}
+            "fused_rows": (src, u, b, w_last, b[:1], 16, 0, 0, out, 0, 8)}
     result = {}
     for name in KERNELS:
         disp = getattr(kernels, name)

@@ -18,8 +18,9 @@ The conv kernels keep a register block of output pixels x channels in vector reg
 (srcnn_np.cpu.simd); its shape is the variant isa.BLOCK picked for this CPU (AVX-512, AVX2,
 4 lanes). One kernel source serves every variant: `conv_kernels(shape)` compiles it for a shape.
 conv1 (9x9, one input channel) and conv3 (one output channel) run directly; conv2 (5x5, 64 -> 32,
-90% of the model's work) runs by Winograd F(4, 5) along rows (srcnn_np.cpu.winograd), whose
-register block holds tiles of 4 output columns x channels, at 0.4x the multiply-adds.
+90% of the direct model's work) runs by 2D Winograd F(4x4, 5x5) (srcnn_np.cpu.winograd), whose
+register block holds tiles x channels of one of the 64 transformed points, at 0.16x the
+multiply-adds.
 A row is covered by blocks of `pixels` outputs; when the row is not a whole number of them, the
 last block is moved left to end at the row's end (it recomputes a few outputs, identically),
 so only a row narrower than one block writes part of a block.
@@ -208,7 +209,7 @@ def copy_row(m, i, j):
 
 
 # ---------------------------------------------------------------------------------------------
-# 5x5 convs by Winograd F(4, 5) along rows (srcnn_np.cpu.winograd): 0.4x the multiply-adds
+# 5x5 convs by Winograd F(4x4, 5x5) (srcnn_np.cpu.winograd): 0.16x the multiply-adds
 
 @register_jitable
 def winograd_input_row(block, src, sy, phase, tiles, v, slot, edge):
@@ -216,7 +217,7 @@ def winograd_input_row(block, src, sy, phase, tiles, v, slot, edge):
 
     src (>= sy + 1, Ws, Cin) float32 padded map (pad 2), Cin a multiple of the block's lanes; tile t
     holds output columns 4 t - phase .. 4 t - phase + 3, whose 5-tap rows read the padded columns
-    4 t - phase .. + 7 (zero outside [0, Ws), like the map's border). v (5, >= tiles, 8, Cin) float32;
+    4 t - phase .. + 7 (zero outside [0, Ws), like the map's border). v (>= slot + 1, >= tiles, 8, Cin) float32;
     edge (9, Cin) float32 scratch for the inputs of a tile that sticks out of src, edge[8] zero.
     """
     Ws = src.shape[1]
@@ -240,40 +241,69 @@ def winograd_input_row(block, src, sy, phase, tiles, v, slot, edge):
 
 
 @register_jitable
-def winograd_conv_row(block, v, first, u, b, tiles, phase, width, relu, m, dst, dy, dx):
-    """One output row of a 5x5 conv (optionally + ReLU) from transformed input rows.
+def winograd_scratch(block, tiles, cin, cout):
+    """Scratch of winograd_tile_row for rows of `tiles` tiles: (v, v2, m, m4, zero, edge) float32."""
+    P = block_pixels(block)
+    v = np.zeros((8, max(tiles, P), 8, cin), dtype=np.float32)
+    v2 = np.empty((8, P, 8, cin), dtype=np.float32)
+    m = np.empty((8, P, 8, cout), dtype=np.float32)
+    m4 = np.empty((4, P, 8, cout), dtype=np.float32)
+    return v, v2, m, m4, np.zeros(cout, dtype=np.float32), np.zeros((9, cin), dtype=np.float32)
 
-    v (5, T, 8, Cin) float32, T >= max(tiles, pixels): padded-map row r transformed in slot r % 5
-    (winograd_input_row); this output row reads rows first .. first + 4. u (5, 8, Cin, Cout)
-    float32 transformed weights (winograd.transform_weights), Cout a multiple of the block's
-    channels; b (Cout,); m (T, 8, Cout) float32 scratch. Writes dst[dy, dx + x, :] for
-    0 <= x < width, nothing else. Register block: `pixels` tiles x `channels` output channels,
-    one of the 8 transformed points at a time, summed over the 5 rows and Cin channels. The output
-    transform runs after the whole row, in a loop of its own, so its constants never compete with
-    the block for registers.
+
+@register_jitable
+def winograd_tile_row(block, src, y0, phase, tiles, u, b, width, relu, lo, hi, dst, dy, dx,
+                      v, v2, m, m4, zero, edge):
+    """Output rows y0 .. y0 + 3 of a 5x5 conv (optionally + ReLU) by F(4x4, 5x5): a row of tiles.
+
+    src (Hs, Ws, Cin) float32 padded map (pad 2), Cin a multiple of the block's lanes: the tiles
+    read its rows y0 .. y0 + 7 (zero outside [0, Hs)); tile t holds output columns 4 t - phase ..
+    + 3. u (8, 8, Cin, Cout) float32 transformed weights (winograd.transform_weights), Cout a
+    multiple of the block's channels; b (Cout,). Writes dst[dy + y, dx + x, :] for the rows y in
+    y0 .. y0 + 3 with lo <= y < hi and 0 <= x < width, nothing else. Scratch from winograd_scratch:
+    v holds the 8 rows' row transforms; then each block of `pixels` tiles runs the column
+    transform (v2), the 64 points' sums over Cin in the register block (m), the column output
+    transform (m4), and the row output transform with bias (+ ReLU) into dst. The transforms run
+    in loops of their own and load their constants where used (simd's opaque tables), so none
+    stays in a register across the block's loop.
     """
-    T = v.shape[1]
-    Cin = v.shape[3]
+    Hs = src.shape[0]
+    Cin = src.shape[2]
     Cout = u.shape[3]
     P = block_pixels(block)
+    L = block_lanes(block)
+    T = v.shape[1]
+    for r in range(8):
+        if 0 <= y0 + r < Hs:
+            winograd_input_row(block, src, y0 + r, phase, tiles, v, r, edge)
+        else:
+            for t in range(T):
+                fill_row(v[r], t, 0.0)
+    step_in, step_out = P * 8 * Cin, P * 8 * Cout  # v2's and m's point-row strides
+    Wd = dst.shape[1]
     for t in range(0, tiles, P):
         t0 = min(t, max(tiles - P, 0))  # the last block ends at the last tile
-        for g in range(0, Cout, block_channels(block)):
+        for q in range(0, step_in, L):  # column transform of tiles t0 .. t0 + P - 1
+            winograd_input_vector(block, v, t0 * 8 * Cin + q, T * 8 * Cin, v2, q, step_in)
+        for i in range(8):
             for j in range(8):
-                acc = block_zero(block)
-                for ky in range(5):
-                    s = (((first + ky) % 5 * T + t0) * 8 + j) * Cin  # v[(first + ky) % 5, t0, j, 0]
-                    q = (ky * 8 + j) * Cin * Cout + g  # u[ky, j, 0, g]
+                s = (i * P * 8 + j) * Cin  # v2[i, 0, j, 0]
+                for g in range(0, Cout, block_channels(block)):
+                    acc = block_zero(block)
+                    w0 = (i * 8 + j) * Cin * Cout + g  # u[i, j, 0, g]
                     for c in range(Cin):
-                        acc = block_fma_broadcast(acc, v, s + c, 8 * Cin, u, q + c * Cout)
-                block_store(acc, m, (t0 * 8 + j) * Cout + g, 8 * Cout, P, False)  # m[t0 + p, j, g:]
-    Wd = dst.shape[1]
-    for t in range(tiles):  # output transform: AT @ m[t] + bias, columns inside [0, width)
-        x = 4 * t - phase
-        lo, hi = max(-x, 0), min(width - x, 4)
-        for o in range(0, Cout, block_lanes(block)):
-            winograd_output_vector(block, m, t * 8 * Cout + o, Cout, b, o,
-                                   dst, (dy * Wd + dx + x) * Cout + o, Cout, lo, hi, relu)
+                        acc = block_fma_broadcast(acc, v2, s + c, 8 * Cin, u, w0 + c * Cout)
+                    block_store(acc, m, (i * P * 8 + j) * Cout + g, 8 * Cout, P, False)  # m[i, p, j, g:]
+        for q in range(0, step_out, L):  # column output transform: 8 point rows -> 4 rows
+            winograd_output_vector(block, m, q, step_out, zero, 0, m4, q, step_out, 0, 4, False)
+        for o in range(4):
+            if lo <= y0 + o < hi:
+                for p in range(min(P, tiles)):  # row output transform + bias, columns inside [0, width)
+                    x = 4 * (t0 + p) - phase
+                    for c in range(0, Cout, L):
+                        winograd_output_vector(block, m4, (o * P + p) * 8 * Cout + c, Cout, b, c,
+                                               dst, ((dy + y0 + o) * Wd + dx + x) * Cout + c, Cout,
+                                               max(-x, 0), min(width - x, 4), relu)
 
 
 @lru_cache(maxsize=8)
@@ -282,12 +312,13 @@ def _winograd_weights(data: bytes, shape: tuple) -> np.ndarray:
 
 
 def winograd_weights(w: np.ndarray) -> np.ndarray:
-    """(5, 5, Cin, Cout) float32 -> (5, 8, Cin, Cout) float32, cached for the last few weight sets."""
+    """(5, 5, Cin, Cout) float32 -> (8, 8, Cin, Cout) float32, cached for the last few weight sets."""
     return _winograd_weights(np.ascontiguousarray(w, np.float32).tobytes(), w.shape)
 
 
-# A Winograd output's rounding depends on every input of its tile, up to winograd.TILE - 1 columns
-# beyond its 5 taps (in exact arithmetic their terms cancel, in float32 they leave a last-bit trace).
+# A Winograd output's rounding depends on every input of its tile, up to winograd.TILE - 1 rows and
+# columns beyond its 5x5 taps (in exact arithmetic their terms cancel, in float32 they leave a
+# last-bit trace).
 # So a window of the image computes the whole image's bits in the pixels at least WINDOW_HALO from
 # its edges inside the image (tiles anchored to the image, x_origin), not HALO: model.py tiles so.
 WINDOW_HALO = HALO + winograd.TILE - 1
@@ -311,19 +342,15 @@ def conv_kernels(shape: isa.BlockShape) -> SimpleNamespace:
             conv_relu_row(BLOCK, src, w, b, y, width, relu, dst, dst_pad + y, dst_pad)
 
     @njit(**JIT_OPTIONS)
-    def winograd_rows(src, u, b, width, phase, relu, dst, dst_pad, r0, r1):
-        """Rows r0 .. r1 - 1 of conv_relu_into for a 5x5 conv (Winograd along rows); u from
-        winograd.transform_weights, tiles start at columns 4 t - phase."""
-        P = block_pixels(BLOCK)
+    def winograd_rows(src, u, b, width, phase, row_phase, relu, dst, dst_pad, k0, k1):
+        """Tile rows k0 .. k1 - 1 of conv_relu_into for a 5x5 conv by Winograd F(4x4, 5x5): output
+        rows 4 k - row_phase .. + 3 inside the map, columns in tiles from 4 t - phase; u from
+        winograd.transform_weights."""
         tiles = (width + phase + 3) // 4
-        v = np.zeros((5, max(tiles, P), 8, src.shape[2]), dtype=np.float32)  # 5 transformed rows
-        m = np.empty((max(tiles, P), 8, u.shape[3]), dtype=np.float32)
-        edge = np.zeros((9, src.shape[2]), dtype=np.float32)
-        for r in range(r0, r0 + 4):
-            winograd_input_row(BLOCK, src, r, phase, tiles, v, r % 5, edge)
-        for y in range(r0, r1):
-            winograd_input_row(BLOCK, src, y + 4, phase, tiles, v, (y + 4) % 5, edge)
-            winograd_conv_row(BLOCK, v, y, u, b, tiles, phase, width, relu, m, dst, dst_pad + y, dst_pad)
+        v, v2, m, m4, zero, edge = winograd_scratch(BLOCK, tiles, src.shape[2], u.shape[3])
+        for k in range(k0, k1):
+            winograd_tile_row(BLOCK, src, 4 * k - row_phase, phase, tiles, u, b, width, relu, 0, src.shape[0] - 4,
+                              dst, dst_pad, dst_pad, v, v2, m, m4, zero, edge)
 
     @njit(**JIT_OPTIONS)
     def single_out_rows(src, w, b, width, dst, r0, r1):
@@ -332,38 +359,37 @@ def conv_kernels(shape: isa.BlockShape) -> SimpleNamespace:
             single_out_row(BLOCK, src, w, b, y, width, dst, y)
 
     @njit(**JIT_OPTIONS)
-    def fused_rows(src, u, b, w_last, b_last, width, phase, dst, r0, r1):
+    def fused_rows(src, u, b, w_last, b_last, width, phase, row_phase, dst, r0, r1):
         """Rows r0 .. r1 - 1 of conv_relu_then_single_out_into: the middle rows (5x5 conv by
-        Winograd, u and phase as in winograd_rows) FUSED_CHUNK_ROWS at a time into a small
-        zero-bordered buffer that stays in cache, then the last layer's rows."""
+        Winograd, u, phase and row_phase as in winograd_rows) about FUSED_CHUNK_ROWS at a time into
+        a small zero-bordered buffer that stays in cache, then the last layer's rows. Chunks after
+        the first start on a tile row, so each middle row is computed once per band."""
         KL = w_last.shape[0]
         p = KL // 2
         H = src.shape[0] - 4
-        P = block_pixels(BLOCK)
         tiles = (width + phase + 3) // 4
-        v = np.zeros((5, max(tiles, P), 8, src.shape[2]), dtype=np.float32)
-        m = np.empty((max(tiles, P), 8, u.shape[3]), dtype=np.float32)
-        edge = np.zeros((9, src.shape[2]), dtype=np.float32)
-        next_row = max(r0 - p, 0)  # the next src row to transform into v
+        v, v2, m, m4, zero, edge = winograd_scratch(BLOCK, tiles, src.shape[2], u.shape[3])
         chunk = FUSED_CHUNK_ROWS
         # mid[i] holds middle row c0 - p + i (zero outside the image), zero-bordered for the last layer
         mid = np.zeros((chunk + 2 * p, (width + 7) // 8 * 8 + 2 * p, u.shape[3]), dtype=np.float32)
-        for c0 in range(r0, r1, chunk):
-            c1 = min(c0 + chunk, r1)
-            first = 0 if c0 == r0 else 2 * p  # later chunks start with the rows kept from the last
-            for i in range(first, c1 - c0 + 2 * p):
-                r = c0 - p + i
-                if 0 <= r < H:
-                    while next_row <= r + 4:
-                        winograd_input_row(BLOCK, src, next_row, phase, tiles, v, next_row % 5, edge)
-                        next_row += 1
-                    winograd_conv_row(BLOCK, v, r, u, b, tiles, phase, width, True, m, mid, i, p)
-                else:
-                    fill_row(mid, i, 0.0)
+        c0 = r0
+        c1 = min(r0 + chunk - (r0 + p + row_phase) % 4, r1)  # later chunks' new rows start on a tile row
+        lo = r0 - p  # the first middle row this chunk computes (later chunks keep 2p from the last)
+        while c0 < r1:
+            hi = c1 + p
+            for y in range(lo, hi):
+                if y < 0 or y >= H:
+                    fill_row(mid, y - c0 + p, 0.0)
+            first, last = max(lo, 0), min(hi, H)
+            for k in range((first + row_phase) // 4, (last - 1 + row_phase) // 4 + 1):
+                winograd_tile_row(BLOCK, src, 4 * k - row_phase, phase, tiles, u, b, width, True, first, last,
+                                  mid, p - c0, p, v, v2, m, m4, zero, edge)
             for y in range(c0, c1):
                 single_out_row(BLOCK, mid, w_last, b_last, y - c0, width, dst, y)
             for i in range(2 * p):  # keep the last 2p middle rows for the next chunk
                 copy_row(mid, c1 - c0 + i, i)
+            lo = hi
+            c0, c1 = c1, min(c1 + chunk, r1)
 
     return SimpleNamespace(shape=shape, conv_relu_rows=conv_relu_rows, winograd_rows=winograd_rows,
                            single_out_rows=single_out_rows, fused_rows=fused_rows)
@@ -396,16 +422,16 @@ def _check_conv(name, src, w, width, channels_out, block):
            and width >= 1 and all(a.dtype == np.float32 and a.flags.c_contiguous for a in (src, w)), name)
 
 
-def conv_relu_into(src, w, b, width, relu, dst, dst_pad, block=None, x_origin=0):
+def conv_relu_into(src, w, b, width, relu, dst, dst_pad, block=None, x_origin=0, y_origin=0):
     """One conv layer (optionally + ReLU) from a padded map into the interior of another.
 
     src (H + K - 1, >= ceil8(width) + K - 1, Cin) float32 padded map of an (H, width, Cin) map;
     w (K, K, Cin, Cout) float32 with Cout a multiple of the block's channels; b (Cout,) float32;
     dst (H + 2 dst_pad, >= width + 2 dst_pad, Cout) float32: dst[dst_pad + y, dst_pad + x] is set
     for y < H, x < width, nothing else is written. block: an isa.BlockShape (None: isa.BLOCK).
-    5x5 convs whose Cin is a multiple of the block's lanes run by Winograd F(4, 5) along rows,
-    in tiles anchored to image column 0 (x_origin: the image column of the map's first interior
-    column), others directly.
+    5x5 convs whose Cin is a multiple of the block's lanes run by Winograd F(4x4, 5x5), in tiles
+    anchored to image row and column 0 (y_origin, x_origin: the image row and column of the map's
+    first interior pixel), others directly.
     """
     k = _kernels(block)
     H = src.shape[0] - w.shape[0] + 1
@@ -413,8 +439,10 @@ def conv_relu_into(src, w, b, width, relu, dst, dst_pad, block=None, x_origin=0)
     _check(dst.shape[2] == w.shape[3] and b.shape[0] == w.shape[3] and dst.shape[0] >= H + 2 * dst_pad
            and dst.shape[1] >= width + 2 * dst_pad, "conv_relu_into")
     if w.shape[:2] == (winograd.TAPS, winograd.TAPS) and src.shape[2] % k.shape.lanes == 0:
-        args = (src, winograd_weights(w), b, width, x_origin % winograd.TILE, bool(relu), dst, dst_pad)
-        threads.run_bands(k.winograd_rows, H, args, bands_per_thread=4)
+        row_phase = y_origin % winograd.TILE
+        args = (src, winograd_weights(w), b, width, x_origin % winograd.TILE, row_phase, bool(relu), dst, dst_pad)
+        threads.run_bands(k.winograd_rows, (H + row_phase + winograd.TILE - 1) // winograd.TILE, args,
+                          bands_per_thread=4)
     else:
         threads.run_bands(k.conv_relu_rows, H, (src, w, b, width, bool(relu), dst, dst_pad), bands_per_thread=4)
 
@@ -433,15 +461,16 @@ def conv_single_out_into(src, w, b, width, dst, block=None):
     threads.run_bands(k.single_out_rows, H, (src, w, b, width, dst), bands_per_thread=4)
 
 
-def conv_relu_then_single_out_into(src, w, b, w_last, b_last, width, dst, bands=None, block=None, x_origin=0):
+def conv_relu_then_single_out_into(src, w, b, w_last, b_last, width, dst, bands=None, block=None, x_origin=0,
+                                   y_origin=0):
     """Two layers fused: a 5x5 conv + ReLU (w, b), then the one-output conv (w_last, b_last).
 
     src (H + 4, >= ceil8(width) + 4, Cin) float32 padded map; w (5, 5, Cin, Cmid),
     w_last (KL, KL, Cmid, 1); dst (>= H, >= width) float32 gets the (H, width) result. Equals
     conv_relu_into followed by conv_single_out_into, without their (H, width, Cmid) middle map:
     the rows are cut into `bands` bands (None: one per thread), each computed in small chunks
-    (fused_rows); the KL - 1 middle rows at each band edge are computed by both neighbours.
-    x_origin: as in conv_relu_into.
+    (fused_rows); the KL - 1 middle rows at each band edge (and the rest of their tile rows) are
+    computed by both neighbours. x_origin, y_origin: as in conv_relu_into.
     """
     k = _kernels(block)
     H = src.shape[0] - w.shape[0] + 1
@@ -451,5 +480,5 @@ def conv_relu_then_single_out_into(src, w, b, w_last, b_last, width, dst, bands=
            and w_last.shape[1] == w_last.shape[0] and w_last.shape[2] == Cmid
            and w_last.shape[3] == 1 and dst.shape[0] >= H and dst.shape[1] >= width,
            "conv_relu_then_single_out_into")
-    args = (src, winograd_weights(w), b, w_last, b_last, width, x_origin % winograd.TILE, dst)
+    args = (src, winograd_weights(w), b, w_last, b_last, width, x_origin % winograd.TILE, y_origin % winograd.TILE, dst)
     threads.run_bands(k.fused_rows, H, args, bands=bands)

@@ -284,15 +284,54 @@ def copy_vector(typingctx, block, src, s, dst, d):
     return types.none(block, src, s, dst, d), codegen
 
 
-def _linear_combination(e, builder, coefficients, load_term):
-    """sum_k coefficients[k] * load_term(k) as one vector, k ascending, zero terms skipped
-    (the coefficients are compile-time constants: Winograd's small fractions)."""
+def _opaque_table(builder, name, matrix):
+    """A pointer to a constant float32 table of matrix's entries (row-major) in the module.
+
+    The pointer comes back from an empty inline-assembly statement, so LLVM cannot hoist loads
+    through it (or the constants themselves) out of the caller's loops: hoisted, the transforms'
+    constants stay live across the register block's loop, where they spill.
+    """
+    flat = [float(x) for row in matrix for x in row]
+    table = builder.module.globals.get(name)
+    if table is None:
+        table = cgutils.global_constant(builder.module, name, ir.Constant(ir.ArrayType(_F32, len(flat)), flat))
+    ptr = _F32.as_pointer()
+    return builder.asm(ir.FunctionType(ptr, [ptr]), "", "=r,0", [builder.bitcast(table, ptr)], side_effect=True)
+
+
+def _coefficient_vectors(e, builder, base, matrix):
+    """(i, k) -> matrix[i][k] in all lanes, loaded through base (_opaque_table) where first used;
+    equal coefficients share one load. Use the result within one basic block."""
+    cols = len(matrix[0])
+    loaded = {}
+
+    def vector(i, k):
+        value = float(matrix[i][k])
+        if value not in loaded:
+            x = builder.load(builder.gep(base, [ir.Constant(_I32, i * cols + k)]))
+            one = builder.insert_element(ir.Constant(e.vec, ir.Undefined), x, ir.Constant(_I32, 0))
+            loaded[value] = builder.shuffle_vector(one, ir.Constant(e.vec, ir.Undefined),
+                                                   ir.Constant(ir.VectorType(_I32, e.shape.lanes), [0] * e.shape.lanes))
+        return loaded[value]
+    return vector
+
+
+def _linear_combination(builder, e, coefficients, load_term, coefficient_vector):
+    """sum_k coefficients[k] * load_term(k) as one vector, k ascending, zero terms skipped, terms of
+    +-1 added or subtracted; coefficient_vector(k) is coefficients[k] in all lanes (Winograd's
+    small fractions)."""
     acc = None
     for k, coef in enumerate(coefficients):
         if coef == 0.0:
             continue
         x = load_term(k)
-        c = ir.Constant(e.vec, [float(coef)] * e.shape.lanes)
+        if coef in (1.0, -1.0):  # an add or subtract: the same single rounding as the FMA
+            if acc is None:
+                acc = x if coef == 1.0 else builder.fneg(x)
+            else:
+                acc = builder.fadd(acc, x) if coef == 1.0 else builder.fsub(acc, x)
+            continue
+        c = coefficient_vector(k)
         acc = builder.fmul(x, c) if acc is None else e.fmuladd(x, c, acc)
     return acc
 
@@ -314,8 +353,10 @@ def winograd_input_vector(typingctx, block, src, s, step, v, d, vstep):
         for _k in range(1, winograd.POINTS):
             at.append(builder.add(at[-1], step_v))
         out = d_v
-        for row in winograd.BT:  # inputs loaded where used: kept in registers they would spill on AVX2
-            x = _linear_combination(e, builder, row, lambda k: e.load(sig.args[1], src_v, at[k]))
+        coef = _coefficient_vectors(e, builder, _opaque_table(builder, "srcnn_np_winograd_BT", winograd.BT), winograd.BT)
+        for j, row in enumerate(winograd.BT):  # inputs loaded where used: kept in registers they would spill on AVX2
+            x = _linear_combination(builder, e, row, lambda k: e.load(sig.args[1], src_v, at[k]),
+                                    lambda k, j=j: coef(j, k))
             e.store(x, sig.args[4], v_v, out)
             out = builder.add(out, vstep_v)
         return context.get_dummy_value()
@@ -338,13 +379,16 @@ def winograd_output_vector(typingctx, block, m, s, mstep, b, bo, dst, d, dstep, 
         for _j in range(1, winograd.POINTS):
             at.append(builder.add(at[-1], mstep_v))
         zero = ir.Constant(e.vec, [0.0] * e.shape.lanes)
+        table = _opaque_table(builder, "srcnn_np_winograd_AT", winograd.AT)
         out = d_v
         for i, row in enumerate(winograd.AT):
             i_v = ir.Constant(lo_v.type, i)
             inside = builder.and_(builder.icmp_signed("<=", lo_v, i_v), builder.icmp_signed(">", hi_v, i_v))
-            with builder.if_then(inside):
+            with builder.if_then(inside):  # (coefficients loaded in the block that uses them)
+                coef = _coefficient_vectors(e, builder, table, winograd.AT)
                 y = builder.fadd(e.load(sig.args[4], b_v, bo_v),
-                                 _linear_combination(e, builder, row, lambda j: e.load(sig.args[1], m_v, at[j])))
+                                 _linear_combination(builder, e, row, lambda j: e.load(sig.args[1], m_v, at[j]),
+                                                     lambda j, i=i: coef(i, j)))
                 clipped = builder.select(builder.fcmp_ordered("<", y, zero), zero, y)
                 e.store(builder.select(relu_v, clipped, y), sig.args[6], dst_v, out)
             out = builder.add(out, dstep_v)

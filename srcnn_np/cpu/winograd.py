@@ -1,27 +1,33 @@
-"""Winograd F(4, 5) along rows: 4 outputs of a 5-tap row correlation from 8 multiplications.
+"""Winograd F(4x4, 5x5): a 4x4 tile of a 5x5 conv's outputs from 64 multiplications instead of 400.
 
-A 5x5 conv is 5 row correlations (one per kernel row ky) summed. Along a row, the outputs
-y[i] = sum_k g[k] d[i + k] (i < 4, k < 5) of a tile of 4 output columns read 8 inputs d[0..7], and
+Along one axis, F(4, 5): the outputs y[i] = sum_k g[k] d[i + k] (i < 4, k < 5) of a tile of 4
+read 8 inputs d[0..7], and
 
     y = AT @ ((G @ g) * (BT @ d))        AT (4, 8), G (8, 5), BT (8, 8)
 
-(Toom-Cook on the points 0, 1, -1, 2, -2, 1/2, -1/2 and infinity). The weights' side, G @ g, is
-computed once per weight file; the inputs' side, BT @ d, once per input row and tile; then each
-output row costs 5 x 8 multiply-adds per tile, input channel and output channel instead of
-5 x 5 x 4: 0.4x the work of the direct conv (srcnn_np.cpu.kernels runs it, summing over channels).
+(Toom-Cook on the points 0, 1, -1, 2, -2, 1/2, -1/2 and infinity). Nested along rows and columns,
+a 4x4 output tile of a 5x5 conv reads an 8x8 input tile D and
 
-Accuracy: on the shipped x2 weights and a real image, conv2's float32 result is within 2.2e-6 of
-float64; the direct float32 conv is within 1.2e-6 (dev/winograd_accuracy.py, which also shows
-that larger tiles lose more: F(6, 5) 2.6e-5). Every output pixel's rounding depends on its place
-in its tile; the kernels anchor tiles to the image's column 0, so that a window of an image
-gives the whole image's bits wherever its tiles read only the window's data.
+    Y = AT @ ((G @ g @ G^T) * (BT @ D @ BT^T)) @ AT^T
+
+per input and output channel, summed over the input channels before the output transform. The
+weights' side, G g G^T, is computed once per weight file; the inputs' side once per tile and
+input channel (srcnn_np.cpu.kernels: along rows, then columns); then each tile costs 64
+multiply-adds per input and output channel instead of 400: 0.16x the direct conv's.
+
+Accuracy (dev/winograd_accuracy.py: shipped x2 weights, a real image, float32 against float64):
+conv2 by F(4x4, 5x5) 5.2e-6, by F(4, 5) along rows 2.2e-6 (the kernels' algorithm before),
+torch's direct float32 conv 4.2e-6; larger tiles lose more (F(6, 5) along rows alone 2.6e-5).
+Every output pixel's rounding depends on its place in its tile; the kernels anchor tiles to the
+image's row and column 0, so that a window of an image gives the whole image's bits wherever its
+tiles read only the window's data.
 """
 import numpy as np
 
 TAPS = 5  # kernel width the transform is for
 TILE = 4  # output columns per tile
 POINTS = TILE + TAPS - 1  # 8 transformed values per tile
-MULTIPLY_ADD_RATIO = POINTS / (TILE * TAPS)  # the conv's multiply-adds against the direct conv's: 0.4
+MULTIPLY_ADD_RATIO = (POINTS / (TILE * TAPS)) ** 2  # the conv's multiply-adds against the direct conv's: 0.16
 FINITE_POINTS = (0.0, 1.0, -1.0, 2.0, -2.0, 0.5, -0.5)  # and infinity
 
 
@@ -67,11 +73,11 @@ BT = _BT.astype(np.float32)  # (8, 8) input transform (its entries are exact in 
 
 
 def transform_weights(w: np.ndarray) -> np.ndarray:
-    """Conv weights (5, KW=5, Cin, Cout) float32 -> (5, 8, Cin, Cout) float32: G @ each kernel row.
+    """Conv weights (5, 5, Cin, Cout) float32 -> (8, 8, Cin, Cout) float32: G @ each kernel @ G^T.
 
     Computed in float64 and rounded once, so the transform adds no error of its own.
     """
-    if w.ndim != 4 or w.shape[1] != TAPS:
-        raise ValueError(f"Winograd F(4, 5) needs (KH, 5, Cin, Cout) weights, got shape {w.shape}")
-    u = np.einsum("jk,ykco->yjco", _G, w.astype(np.float64))
+    if w.ndim != 4 or w.shape[:2] != (TAPS, TAPS):
+        raise ValueError(f"Winograd F(4x4, 5x5) needs (5, 5, Cin, Cout) weights, got shape {w.shape}")
+    u = np.einsum("iy,jx,yxco->ijco", _G, _G, w.astype(np.float64))
     return np.ascontiguousarray(u, dtype=np.float32)
