@@ -136,12 +136,11 @@ def plan_jobs(inputs: list[str], output: str, *, scale: int, suffix: str | None,
 
 def tile_counter(job: Job, tiles: int, options: BatchOptions, report: JsonProgress):
     """What counts one job's network tiles (update(), close()): --progress json's events, or the
-    bar on a terminal (not when quiet, nor for images of fewer than 8 tiles, nor for FITS, whose
-    reader silences stderr)."""
+    bar on a terminal (not when quiet, nor for images of fewer than 8 tiles). FITS gets the bar
+    too: its reader silences stderr only while it reads, before the network runs."""
     if report.enabled:
         return report.tiles(job.source, job.target, tiles)
-    quiet = options.quiet or tiles < 8 or format_of(job.source) == "fits"
-    return Progress(tiles, os.path.basename(job.source), enabled=False if quiet else None)
+    return Progress(tiles, os.path.basename(job.source), enabled=False if options.quiet or tiles < 8 else None)
 
 
 def compute_job(job: Job, upscaler, options: BatchOptions, report: JsonProgress = SILENT):
