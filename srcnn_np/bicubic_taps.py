@@ -1,38 +1,44 @@
 """The taps of torch's bicubic upsampling along one axis, shared by the CPU and the GPU paths.
 
-This module imports no Numba: `cubic_taps` is written in the subset of Python that Numba compiles,
-and each path compiles it with the same flags (config.JIT_OPTIONS), cpu/kernels.py for its
-bicubic kernels and gpu/runner.py for the tables it copies to the device, so both use the same
-taps bit for bit and the GPU room does not import the CPU room (which probes the CPU at import).
+Plain NumPy (nothing for Numba to compile on the first run), so both paths use the same taps bit
+for bit, and the GPU room does not import the CPU room (which probes the CPU at import).
 """
 import numpy as np
 
 CUBIC_A = np.float32(-0.75)  # torch's bicubic coefficient
 
 
-def cubic_taps(in_len, scale):
+def fma32(a, b, c) -> np.ndarray:
+    """a * b + c for float32 operands, rounded to float32 once, as a fused multiply-add rounds.
+
+    The float64 product of two float32 values is exact; the float64 sum is exact too but where the
+    operands' exponents lie far apart (there it is rounded twice, which can differ in a last bit).
+    """
+    return (np.float64(a) * np.float64(b) + np.float64(c)).astype(np.float32)
+
+
+def cubic_taps(in_len: int, scale: int) -> tuple[np.ndarray, np.ndarray]:
     """Source indices (out_len, 4) int64 and weights (out_len, 4) float32 along one axis.
 
     Matches torch's upsample_bicubic2d with align_corners=False: the output pixel o samples
     the input at (o + 0.5) / scale - 0.5; the 4 taps around it are clamped to [0, in_len - 1].
+    float32 with fused multiply-adds, as torch's CPU kernel computes them: plain float32 steps
+    would put the sample positions of a wide image at x3 up to 2e-4 off torch's
+    (tests/test_parity.py::test_bicubic_taps_far_from_origin).
     """
-    out_len = in_len * scale
-    idx = np.empty((out_len, 4), dtype=np.int64)
-    wts = np.empty((out_len, 4), dtype=np.float32)
-    inv = np.float32(1.0) / np.float32(scale)
-    A = CUBIC_A
-    for o in range(out_len):
-        src = inv * (np.float32(o) + np.float32(0.5)) - np.float32(0.5)
-        i0 = int(np.floor(src))
-        t = src - np.float32(i0)
-        # cubic convolution kernel, |x| <= 1 and 1 < |x| < 2 branches
-        x1 = t + np.float32(1.0)
-        wts[o, 0] = ((A * x1 - 5 * A) * x1 + 8 * A) * x1 - 4 * A
-        wts[o, 1] = ((A + 2) * t - (A + 3)) * t * t + 1
-        x2 = np.float32(1.0) - t
-        wts[o, 2] = ((A + 2) * x2 - (A + 3)) * x2 * x2 + 1
-        x3 = np.float32(2.0) - t
-        wts[o, 3] = ((A * x3 - 5 * A) * x3 + 8 * A) * x3 - 4 * A
-        for k in range(4):
-            idx[o, k] = min(max(i0 - 1 + k, 0), in_len - 1)
+    one, A = np.float32(1.0), CUBIC_A
+    o = np.arange(in_len * scale, dtype=np.float32)
+    src = fma32(one / np.float32(scale), o + np.float32(0.5), np.float32(-0.5))
+    i0 = np.floor(src)
+    t = src - i0
+    x1, x2, x3 = t + one, one - t, np.float32(2.0) - t  # distances to the 4 taps: 1 < |x| < 2 or |x| <= 1
+
+    def far(x):  # A|x|^3 - 5A|x|^2 + 8A|x| - 4A, 1 < |x| < 2
+        return fma32(fma32(fma32(A, x, -5 * A), x, 8 * A), x, -4 * A)
+
+    def near(x):  # (A + 2)|x|^3 - (A + 3)|x|^2 + 1, |x| <= 1
+        return fma32(fma32(A + 2, x, -(A + 3)) * x, x, one)
+
+    wts = np.stack([far(x1), near(t), near(x2), far(x3)], axis=1)
+    idx = np.clip(i0.astype(np.int64)[:, None] + np.arange(-1, 3), 0, in_len - 1)
     return idx, wts

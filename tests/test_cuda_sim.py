@@ -23,7 +23,8 @@ import pytest
 from numba.core import config
 
 from srcnn_np.gpu import runner as srcnn_cuda
-from srcnn_np.cpu.kernels import bicubic_upsample, cubic_taps
+from srcnn_np.bicubic_taps import cubic_taps
+from srcnn_np.cpu.kernels import bicubic_upsample
 from srcnn_np.geometry import HALO
 from srcnn_np.model import KernelWeights, srcnn_forward, upscale
 

@@ -69,6 +69,18 @@ def test_bicubic_matches_torch(scale, shape):
                  key="parity bicubic_upsample")
 
 
+@pytest.mark.parametrize("shape", [(3, 4100), (4100, 3)], ids=["wide", "tall"])
+def test_bicubic_taps_far_from_origin(shape):
+    """At x3 the sample positions (o + 0.5) / 3 - 0.5 of outputs far from the origin lose float32
+    digits; torch's kernel rounds them as fused multiply-adds do, and so must the taps (plain
+    float32 steps were 2e-4 off torch here)."""
+    image = np.random.default_rng(shape[0]).random(shape, dtype=np.float32)
+    want = F.interpolate(torch.from_numpy(image)[None, None], scale_factor=3, mode="bicubic",
+                         align_corners=False)[0, 0].numpy()
+    assert_close(f"bicubic x3 {shape}", srcnn_np.bicubic_upsample(image, 3), want, BICUBIC_TOL,
+                 key="parity bicubic_upsample")
+
+
 @each_variant
 @pytest.mark.parametrize("scale", [3, 4])
 def test_network_other_scales(scale, block):

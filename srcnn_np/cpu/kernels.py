@@ -72,14 +72,11 @@ def padded_map(h: int, w: int, channels: int, pad: int, storage=None) -> np.ndar
 # Bicubic upsampling
 
 
-cubic_taps = njit(**JIT_OPTIONS)(bicubic_taps.cubic_taps)  # the taps' source is shared with gpu/
-
-
 @njit(**JIT_OPTIONS)
 def bicubic_rows(img, xi, xw, x0, w, r0, rows, a, b):
     """Horizontal pass of rows [a, b): rows[r, o] = the 4 taps of output column x0 + o on img row r0 + r.
 
-    img (H, W) float32; xi, xw (sW, 4) taps (cubic_taps); rows (>= b, >= w) float32.
+    img (H, W) float32; xi, xw (sW, 4) taps (bicubic_taps.cubic_taps); rows (>= b, >= w) float32.
     """
     for r in range(a, b):
         for o in range(w):
@@ -114,8 +111,8 @@ def bicubic_window(img, scale, y0, x0, h, w, dst, pad):
     if (y0 < 0 or x0 < 0 or h < 1 or w < 1 or y0 + h > H * scale or x0 + w > W * scale
             or dst.shape[0] < h + 2 * pad or dst.shape[1] < w + 2 * pad):
         raise ValueError("bicubic_window: window outside the image or the destination")
-    xi, xw = cubic_taps(W, scale)
-    yi, yw = cubic_taps(H, scale)
+    xi, xw = bicubic_taps.cubic_taps(W, scale)
+    yi, yw = bicubic_taps.cubic_taps(H, scale)
     r0 = yi[y0, 0]  # source rows the window needs; tap indices grow along the axis
     r1 = yi[y0 + h - 1, 3] + 1
     rows = np.empty((r1 - r0, w), dtype=np.float32)
@@ -215,10 +212,10 @@ def conv_kernels(shape: isa.BlockShape) -> SimpleNamespace:
         rows 4 k - row_phase .. + 3 inside the map, columns in tiles from 4 t - phase; u from
         winograd.transform_weights."""
         tiles = (width + phase + 3) // 4
-        v, v2, m, m4, zero, edge = winograd_scratch(BLOCK, tiles, src.shape[2], u.shape[3])
+        scratch = winograd_scratch(BLOCK, tiles, src.shape[2], u.shape[3])
         for k in range(k0, k1):
             winograd_tile_row(BLOCK, src, 4 * k - row_phase, phase, tiles, u, b, width, relu, 0, src.shape[0] - 4,
-                              dst, dst_pad, dst_pad, v, v2, m, m4, zero, edge)
+                              dst, dst_pad, dst_pad, scratch)
 
     @njit(**JIT_OPTIONS)
     def single_out_rows(src, w, b, width, dst, r0, r1):
@@ -236,7 +233,7 @@ def conv_kernels(shape: isa.BlockShape) -> SimpleNamespace:
         p = KL // 2
         H = src.shape[0] - 4
         tiles = (width + phase + 3) // 4
-        v, v2, m, m4, zero, edge = winograd_scratch(BLOCK, tiles, src.shape[2], u.shape[3])
+        scratch = winograd_scratch(BLOCK, tiles, src.shape[2], u.shape[3])
         chunk = FUSED_CHUNK_ROWS
         # mid[i] holds middle row c0 - p + i (zero outside the image), zero-bordered for the last layer
         mid = np.zeros((chunk + 2 * p, (width + 7) // 8 * 8 + 2 * p, u.shape[3]), dtype=np.float32)
@@ -251,7 +248,7 @@ def conv_kernels(shape: isa.BlockShape) -> SimpleNamespace:
             first, last = max(lo, 0), min(hi, H)
             for k in range((first + row_phase) // 4, (last - 1 + row_phase) // 4 + 1):
                 winograd_tile_row(BLOCK, src, 4 * k - row_phase, phase, tiles, u, b, width, True, first, last,
-                                  mid, p - c0, p, v, v2, m, m4, zero, edge)
+                                  mid, p - c0, p, scratch)
             for y in range(c0, c1):
                 single_out_row(BLOCK, mid, w_last, b_last, y - c0, width, dst, y)
             for i in range(2 * p):  # keep the last 2p middle rows for the next chunk

@@ -32,96 +32,113 @@ def copy_row(m, i, j):
 
 
 @register_jitable
-def winograd_input_row(block, src, sy, phase, tiles, v, slot, edge):
+def scratch_layout(pixels, tiles, cin, cout):
+    """Where winograd_tile_row's arrays lie in its flat float32 scratch (winograd_scratch): the
+    offsets of v2, m, m4, zero and edge, then the size; v starts at 0. With T = max(tiles, pixels):
+        v    (8, T, 8, cin)        the row transforms of a tile row's 8 input rows
+        v2   (8, pixels, 8, cin)   a block's column transforms: its tiles' 64 transformed points
+        m    (8, pixels, 8, cout)  the 64 points' sums over the input channels
+        m4   (4, pixels, 8, cout)  after the column output transform
+        zero (cout,)               zeros (a bias of 0, and what zero fills copy)
+        edge (9, cin)              the inputs of a tile that sticks out of the map; edge[8] zero
+    """
+    T = max(tiles, pixels)
+    v2 = 8 * T * 8 * cin
+    m = v2 + 8 * pixels * 8 * cin
+    m4 = m + 8 * pixels * 8 * cout
+    zero = m4 + 4 * pixels * 8 * cout
+    edge = zero + cout
+    return v2, m, m4, zero, edge, edge + 9 * cin
+
+
+@register_jitable
+def winograd_scratch(block, tiles, cin, cout):
+    """winograd_tile_row's scratch for rows of `tiles` tiles: (size,) float32 zeros, laid out by
+    scratch_layout. One flat buffer: Numba compiles each rank of np.zeros apart (about 0.1 s of
+    the first run each), and offsets into one array leave the kernels' registers to their blocks."""
+    return np.zeros(scratch_layout(block_pixels(block), tiles, cin, cout)[-1], dtype=np.float32)
+
+
+@register_jitable
+def winograd_input_row(block, src, sy, phase, tiles, s, v_row, edge):
     """v[slot, t] = BT @ the 8 inputs of tile t on padded-map row sy, for t < tiles.
 
     src (>= sy + 1, Ws, Cin) float32 padded map (pad 2), Cin a multiple of the block's lanes; tile t
     holds output columns 4 t - phase .. 4 t - phase + 3, whose 5-tap rows read the padded columns
-    4 t - phase .. + 7 (zero outside [0, Ws), like the map's border). v (>= slot + 1, >= tiles, 8, Cin) float32;
-    edge (9, Cin) float32 scratch for the inputs of a tile that sticks out of src, edge[8] zero.
+    4 t - phase .. + 7 (zero outside [0, Ws), like the map's border). s: the flat scratch, v[slot]
+    at offset v_row, edge at offset edge (scratch_layout).
     """
     Ws = src.shape[1]
     Cin = src.shape[2]
     L = block_lanes(block)
     for t in range(tiles):
         x0 = 4 * t - phase
-        d = ((slot * v.shape[1] + t) * 8) * Cin  # v[slot, t, 0, 0]
+        d = v_row + t * 8 * Cin  # v[slot, t, 0, 0]
         if x0 >= 0 and x0 + 8 <= Ws:  # all but the first and last tile or two
             for c in range(0, Cin, L):
-                winograd_input_vector(block, src, (sy * Ws + x0) * Cin + c, Cin, v, d + c, Cin)
+                winograd_input_vector(block, src, (sy * Ws + x0) * Cin + c, Cin, s, d + c, Cin)
         else:
             for k in range(8):
                 for c in range(0, Cin, L):
                     if 0 <= x0 + k < Ws:
-                        copy_vector(block, src, (sy * Ws + x0 + k) * Cin + c, edge, k * Cin + c)
+                        copy_vector(block, src, (sy * Ws + x0 + k) * Cin + c, s, edge + k * Cin + c)
                     else:
-                        copy_vector(block, edge, 8 * Cin + c, edge, k * Cin + c)  # edge[8] is zero
+                        copy_vector(block, s, edge + 8 * Cin + c, s, edge + k * Cin + c)  # edge[8] is zero
             for c in range(0, Cin, L):
-                winograd_input_vector(block, edge, c, Cin, v, d + c, Cin)
+                winograd_input_vector(block, s, edge + c, Cin, s, d + c, Cin)
 
 
 @register_jitable
-def winograd_scratch(block, tiles, cin, cout):
-    """Scratch of winograd_tile_row for rows of `tiles` tiles: (v, v2, m, m4, zero, edge) float32."""
-    P = block_pixels(block)
-    v = np.zeros((8, max(tiles, P), 8, cin), dtype=np.float32)
-    v2 = np.empty((8, P, 8, cin), dtype=np.float32)
-    m = np.empty((8, P, 8, cout), dtype=np.float32)
-    m4 = np.empty((4, P, 8, cout), dtype=np.float32)
-    return v, v2, m, m4, np.zeros(cout, dtype=np.float32), np.zeros((9, cin), dtype=np.float32)
-
-
-@register_jitable
-def winograd_tile_row(block, src, y0, phase, tiles, u, b, width, relu, lo, hi, dst, dy, dx,
-                      v, v2, m, m4, zero, edge):
+def winograd_tile_row(block, src, y0, phase, tiles, u, b, width, relu, lo, hi, dst, dy, dx, s):
     """Output rows y0 .. y0 + 3 of a 5x5 conv (optionally + ReLU) by F(4x4, 5x5): a row of tiles.
 
     src (Hs, Ws, Cin) float32 padded map (pad 2), Cin a multiple of the block's lanes: the tiles
     read its rows y0 .. y0 + 7 (zero outside [0, Hs)); tile t holds output columns 4 t - phase ..
     + 3. u (8, 8, Cin, Cout) float32 transformed weights (winograd.transform_weights), Cout a
     multiple of the block's channels; b (Cout,). Writes dst[dy + y, dx + x, :] for the rows y in
-    y0 .. y0 + 3 with lo <= y < hi and 0 <= x < width, nothing else. Scratch from winograd_scratch:
-    v holds the 8 rows' row transforms; then each block of `pixels` tiles runs the column
-    transform (v2), the 64 points' sums over Cin in the register block (m), the column output
-    transform (m4), and the row output transform with bias (+ ReLU) into dst. The transforms run
-    in loops of their own and load their constants where used (simd's opaque tables), so none
-    stays in a register across the block's loop.
+    y0 .. y0 + 3 with lo <= y < hi and 0 <= x < width, nothing else. s: winograd_scratch's buffer,
+    whose arrays (scratch_layout) are read at flat offsets: v holds the 8 rows' row transforms;
+    then each block of `pixels` tiles runs the column transform (v2), the 64 points' sums over Cin
+    in the register block (m), the column output transform (m4), and the row output transform with
+    the bias (+ ReLU) into dst. The transforms run in loops of their own and load their constants where
+    used (simd's opaque tables), so none stays in a register across the block's loop.
     """
     Hs = src.shape[0]
     Cin = src.shape[2]
     Cout = u.shape[3]
     P = block_pixels(block)
     L = block_lanes(block)
-    T = v.shape[1]
+    T = max(tiles, P)
+    V2, M, M4, ZERO, EDGE, _ = scratch_layout(P, tiles, Cin, Cout)
     for r in range(8):
         if 0 <= y0 + r < Hs:
-            winograd_input_row(block, src, y0 + r, phase, tiles, v, r, edge)
+            winograd_input_row(block, src, y0 + r, phase, tiles, s, r * T * 8 * Cin, EDGE)
         else:
-            for t in range(T):
-                fill_row(v[r], t, 0.0)
+            for i in range(r * T * 8 * Cin, (r + 1) * T * 8 * Cin, L):  # v[r] = 0, a vector at a time
+                copy_vector(block, s, ZERO, s, i)
     step_in, step_out = P * 8 * Cin, P * 8 * Cout  # v2's and m's point-row strides
     Wd = dst.shape[1]
     for t in range(0, tiles, P):
         t0 = min(t, max(tiles - P, 0))  # the last block ends at the last tile
         for q in range(0, step_in, L):  # column transform of tiles t0 .. t0 + P - 1
-            winograd_input_vector(block, v, t0 * 8 * Cin + q, T * 8 * Cin, v2, q, step_in)
+            winograd_input_vector(block, s, t0 * 8 * Cin + q, T * 8 * Cin, s, V2 + q, step_in)
         for i in range(8):
             for j in range(8):
-                s = (i * P * 8 + j) * Cin  # v2[i, 0, j, 0]
+                v2 = V2 + (i * P * 8 + j) * Cin  # v2[i, 0, j, 0]
                 for g in range(0, Cout, block_channels(block)):
                     acc = block_zero(block)
                     w0 = (i * 8 + j) * Cin * Cout + g  # u[i, j, 0, g]
                     for c in range(Cin):
-                        acc = block_fma_broadcast(acc, v2, s + c, 8 * Cin, u, w0 + c * Cout)
-                    block_store(acc, m, (i * P * 8 + j) * Cout + g, 8 * Cout, P, False)  # m[i, p, j, g:]
+                        acc = block_fma_broadcast(acc, s, v2 + c, 8 * Cin, u, w0 + c * Cout)
+                    block_store(acc, s, M + (i * P * 8 + j) * Cout + g, 8 * Cout, P, False)  # m[i, p, j, g:]
         for q in range(0, step_out, L):  # column output transform: 8 point rows -> 4 rows
-            winograd_output_vector(block, m, q, step_out, zero, 0, m4, q, step_out, 0, 4, False)
+            winograd_output_vector(block, s, M + q, step_out, s, ZERO, s, M4 + q, step_out, 0, 4, False)
         for o in range(4):
             if lo <= y0 + o < hi:
                 for p in range(min(P, tiles)):  # row output transform + bias, columns inside [0, width)
                     x = 4 * (t0 + p) - phase
                     for c in range(0, Cout, L):
-                        winograd_output_vector(block, m4, (o * P + p) * 8 * Cout + c, Cout, b, c,
+                        winograd_output_vector(block, s, M4 + (o * P + p) * 8 * Cout + c, Cout, b, c,
                                                dst, ((dy + y0 + o) * Wd + dx + x) * Cout + c, Cout,
                                                max(-x, 0), min(width - x, 4), relu)
 

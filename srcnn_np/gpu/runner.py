@@ -24,7 +24,6 @@ import sys
 import numpy as np
 
 from .. import bicubic_taps
-from ..config import JIT_OPTIONS
 from ..errors import one_line
 from ..geometry import HALO
 from ..layers import LAYERS, STAGE_CHANNELS
@@ -201,7 +200,7 @@ class CudaRunner:
         self.slots = []  # per stream: TileBuffers
         self.capacity = (0, 0, 0)  # (tile height, tile width, low-res slice elements) of slots
         self.taps_shape = None  # (H, W) the device taps are for
-        self.taps = None  # host (yi, yw, xi, xw) and device copies, see compiled_cubic_taps
+        self.taps = None  # host (yi, yw, xi, xw) and device copies, see taps_for
         self.last_plan = []  # the TilePlans of the last call
 
     def __call__(self, lr: np.ndarray, timings: dict | None = None) -> np.ndarray:
@@ -237,8 +236,8 @@ class CudaRunner:
         from numba import cuda
 
         if self.taps_shape != shape:
-            cubic_taps = compiled_cubic_taps()
-            host = (*cubic_taps(shape[0], self.kw.scale), *cubic_taps(shape[1], self.kw.scale))
+            scale = self.kw.scale
+            host = (*bicubic_taps.cubic_taps(shape[0], scale), *bicubic_taps.cubic_taps(shape[1], scale))
             self.taps = (*host, [cuda.to_device(a) for a in host])
             self.taps_shape = shape
         return self.taps
@@ -356,15 +355,6 @@ def default_tile(free_bytes: float) -> int:
     while edge > MIN_TILE and tile_bytes(edge, edge) > budget:
         edge -= MIN_TILE
     return edge
-
-
-@functools.cache
-def compiled_cubic_taps():
-    """bicubic_taps.cubic_taps compiled with the CPU kernels' flags: the same taps, bit for bit, as
-    the CPU path (the Python function rounds differently: NumPy's scalar rules are not Numba's)."""
-    from numba import njit
-
-    return njit(**JIT_OPTIONS)(bicubic_taps.cubic_taps)
 
 
 def stage_shapes(th: int, tw: int) -> list:

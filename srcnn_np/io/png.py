@@ -198,33 +198,46 @@ def read_png16(path_or_fileobj, max_pixels: int = MAX_PIXELS_DEFAULT) -> np.ndar
 # Writing
 
 
+@njit(inline="always")
+def neighbours(rows, y, i, bpp):
+    """Byte i of row y and its left, upper and upper-left neighbours (int32, 0 outside the image)."""
+    x = np.int32(rows[y, i])
+    left = np.int32(rows[y, i - bpp]) if i >= bpp else np.int32(0)
+    up = np.int32(rows[y - 1, i]) if y > 0 else np.int32(0)
+    up_left = np.int32(rows[y - 1, i - bpp]) if (y > 0 and i >= bpp) else np.int32(0)
+    return x, left, up, up_left
+
+
 @njit(**JIT_OPTIONS)
-def filter_scanlines(rows, bpp, start, stop):
+def filter_rows_into(rows, bpp, start, stop, out):
+    """filter_scanlines into out (stop - start, 1 + S) uint8. The kernel allocates nothing: every
+    numpy call inside a kernel is one more function to compile on the first run."""
+    stride = rows.shape[1]
+    for y in range(start, stop):
+        kind, best = 0, -1
+        for k in range(FILTER_KINDS):  # the first of the cheapest
+            cost = 0
+            for i in range(stride):
+                x, left, up, up_left = neighbours(rows, y, i, bpp)
+                residual = (x - prediction(k, left, up, up_left)) & 0xFF
+                cost += min(residual, 256 - residual)
+            if best < 0 or cost < best:
+                kind, best = k, cost
+        out[y - start, 0] = kind
+        for i in range(stride):
+            x, left, up, up_left = neighbours(rows, y, i, bpp)
+            out[y - start, i + 1] = np.uint8((x - prediction(kind, left, up, up_left)) & 0xFF)
+
+
+def filter_scanlines(rows: np.ndarray, bpp: int, start: int, stop: int) -> np.ndarray:
     """Filter rows[start:stop] of rows (H, S) uint8 for PNG -> (stop - start, 1 + S) uint8, filter byte first.
 
     Each row gets the filter whose filtered bytes, read as signed, have the smallest sum of
     absolute values (libpng's heuristic; the first on a tie). Row `start` reads rows[start - 1],
     so bands filtered apart join into the same scanlines as the whole image filtered at once.
     """
-    stride = rows.shape[1]
-    out = np.empty((stop - start, stride + 1), dtype=np.uint8)
-    costs = np.empty(FILTER_KINDS, dtype=np.int64)
-    for y in range(start, stop):
-        costs[:] = 0
-        for pass_ in range(2):  # 0: the cost of each filter; 1: write the row with the cheapest
-            kind = np.argmin(costs)
-            for i in range(stride):
-                x = np.int32(rows[y, i])
-                left = np.int32(rows[y, i - bpp]) if i >= bpp else np.int32(0)
-                up = np.int32(rows[y - 1, i]) if y > 0 else np.int32(0)
-                up_left = np.int32(rows[y - 1, i - bpp]) if (y > 0 and i >= bpp) else np.int32(0)
-                if pass_ == 0:
-                    for k in range(FILTER_KINDS):
-                        residual = (x - prediction(k, left, up, up_left)) & 0xFF
-                        costs[k] += min(residual, 256 - residual)
-                else:
-                    out[y - start, i + 1] = np.uint8((x - prediction(kind, left, up, up_left)) & 0xFF)
-        out[y - start, 0] = kind
+    out = np.empty((stop - start, rows.shape[1] + 1), dtype=np.uint8)
+    filter_rows_into(rows, bpp, start, stop, out)
     return out
 
 
