@@ -212,7 +212,7 @@ def conv_kernels(shape: isa.BlockShape) -> SimpleNamespace:
         rows 4 k - row_phase .. + 3 inside the map, columns in tiles from 4 t - phase; u from
         winograd.transform_weights."""
         tiles = (width + phase + 3) // 4
-        scratch = winograd_scratch(BLOCK, tiles, src.shape[2], u.shape[3])
+        scratch = winograd_scratch(BLOCK, src.shape[2], u.shape[3])
         for k in range(k0, k1):
             winograd_tile_row(BLOCK, src, 4 * k - row_phase, phase, tiles, u, b, width, relu, 0, src.shape[0] - 4,
                               dst, dst_pad, dst_pad, scratch)
@@ -233,7 +233,7 @@ def conv_kernels(shape: isa.BlockShape) -> SimpleNamespace:
         p = KL // 2
         H = src.shape[0] - 4
         tiles = (width + phase + 3) // 4
-        scratch = winograd_scratch(BLOCK, tiles, src.shape[2], u.shape[3])
+        scratch = winograd_scratch(BLOCK, src.shape[2], u.shape[3])
         chunk = FUSED_CHUNK_ROWS
         # mid[i] holds middle row c0 - p + i (zero outside the image), zero-bordered for the last layer
         mid = np.zeros((chunk + 2 * p, (width + 7) // 8 * 8 + 2 * p, u.shape[3]), dtype=np.float32)

@@ -31,49 +31,56 @@ def copy_row(m, i, j):
             m[j, x, c] = m[i, x, c]
 
 
+# Floats added to each row of the scratch arrays, so that rows lie a cache line off from any 4 KB
+# multiple: the transforms read and write 8 rows at once, and rows a multiple of 4 KB apart share
+# one L1 cache set (8 ways), which evicted them mid-transform (conv2 took 1.3-1.5x the time).
+ROW_PAD = 16
+
+
 @register_jitable
-def scratch_layout(pixels, tiles, cin, cout):
+def scratch_layout(pixels, cin, cout):
     """Where winograd_tile_row's arrays lie in its flat float32 scratch (winograd_scratch): the
-    offsets of v2, m, m4, zero and edge, then the size; v starts at 0. With T = max(tiles, pixels):
-        v    (8, T, 8, cin)        the row transforms of a tile row's 8 input rows
-        v2   (8, pixels, 8, cin)   a block's column transforms: its tiles' 64 transformed points
+    row strides of v and v2 (rows of pixels * 8 * cin + ROW_PAD floats) and of m and m4 (of
+    cout), the offsets of v2, m, m4, zero and edge, then the size; v starts at 0:
+        v    (8, pixels, 8, cin)   the row transforms of a block's 8 input rows
+        v2   (8, pixels, 8, cin)   their column transforms: the block's 64 transformed points
         m    (8, pixels, 8, cout)  the 64 points' sums over the input channels
         m4   (4, pixels, 8, cout)  after the column output transform
         zero (cout,)               zeros (a bias of 0, and what zero fills copy)
         edge (9, cin)              the inputs of a tile that sticks out of the map; edge[8] zero
     """
-    T = max(tiles, pixels)
-    v2 = 8 * T * 8 * cin
-    m = v2 + 8 * pixels * 8 * cin
-    m4 = m + 8 * pixels * 8 * cout
-    zero = m4 + 4 * pixels * 8 * cout
+    step_in = pixels * 8 * cin + ROW_PAD
+    step_out = pixels * 8 * cout + ROW_PAD
+    v2 = 8 * step_in
+    m = v2 + 8 * step_in
+    m4 = m + 8 * step_out
+    zero = m4 + 4 * step_out
     edge = zero + cout
-    return v2, m, m4, zero, edge, edge + 9 * cin
+    return step_in, step_out, v2, m, m4, zero, edge, edge + 9 * cin
 
 
 @register_jitable
-def winograd_scratch(block, tiles, cin, cout):
-    """winograd_tile_row's scratch for rows of `tiles` tiles: (size,) float32 zeros, laid out by
-    scratch_layout. One flat buffer: Numba compiles each rank of np.zeros apart (about 0.1 s of
-    the first run each), and offsets into one array leave the kernels' registers to their blocks."""
-    return np.zeros(scratch_layout(block_pixels(block), tiles, cin, cout)[-1], dtype=np.float32)
+def winograd_scratch(block, cin, cout):
+    """winograd_tile_row's scratch: (size,) float32 zeros, laid out by scratch_layout. One flat
+    buffer: Numba compiles each rank of np.zeros apart (about 0.1 s of the first run each)."""
+    return np.zeros(scratch_layout(block_pixels(block), cin, cout)[-1], dtype=np.float32)
 
 
 @register_jitable
-def winograd_input_row(block, src, sy, phase, tiles, s, v_row, edge):
-    """v[slot, t] = BT @ the 8 inputs of tile t on padded-map row sy, for t < tiles.
+def winograd_input_row(block, src, sy, phase, t0, s, d0, edge):
+    """v[slot, p] = BT @ the 8 inputs of tile t0 + p on padded-map row sy, for p < pixels.
 
     src (>= sy + 1, Ws, Cin) float32 padded map (pad 2), Cin a multiple of the block's lanes; tile t
     holds output columns 4 t - phase .. 4 t - phase + 3, whose 5-tap rows read the padded columns
     4 t - phase .. + 7 (zero outside [0, Ws), like the map's border). s: the flat scratch, v[slot]
-    at offset v_row, edge at offset edge (scratch_layout).
+    at offset d0, edge at offset edge (scratch_layout).
     """
     Ws = src.shape[1]
     Cin = src.shape[2]
     L = block_lanes(block)
-    for t in range(tiles):
-        x0 = 4 * t - phase
-        d = v_row + t * 8 * Cin  # v[slot, t, 0, 0]
+    for p in range(block_pixels(block)):
+        x0 = 4 * (t0 + p) - phase
+        d = d0 + p * 8 * Cin  # v[slot, p, 0, 0]
         if x0 >= 0 and x0 + 8 <= Ws:  # all but the first and last tile or two
             for c in range(0, Cin, L):
                 winograd_input_vector(block, src, (sy * Ws + x0) * Cin + c, Cin, s, d + c, Cin)
@@ -97,48 +104,47 @@ def winograd_tile_row(block, src, y0, phase, tiles, u, b, width, relu, lo, hi, d
     + 3. u (8, 8, Cin, Cout) float32 transformed weights (winograd.transform_weights), Cout a
     multiple of the block's channels; b (Cout,). Writes dst[dy + y, dx + x, :] for the rows y in
     y0 .. y0 + 3 with lo <= y < hi and 0 <= x < width, nothing else. s: winograd_scratch's buffer,
-    whose arrays (scratch_layout) are read at flat offsets: v holds the 8 rows' row transforms;
-    then each block of `pixels` tiles runs the column transform (v2), the 64 points' sums over Cin
-    in the register block (m), the column output transform (m4), and the row output transform with
-    the bias (+ ReLU) into dst. The transforms run in loops of their own and load their constants where
-    used (simd's opaque tables), so none stays in a register across the block's loop.
+    whose arrays (scratch_layout) are read at flat offsets. Each block of `pixels` tiles runs the
+    row transforms of its 8 input rows (v), the column transform (v2), the 64 points' sums over
+    Cin in the register block (m), the column output transform (m4), and the row output transform
+    with the bias (+ ReLU) into dst: about 300 KB of scratch, which stays in L2. The transforms run
+    in loops of their own and load their constants where used (simd's opaque tables), so none
+    stays in a register across the block's loop.
     """
     Hs = src.shape[0]
     Cin = src.shape[2]
     Cout = u.shape[3]
     P = block_pixels(block)
     L = block_lanes(block)
-    T = max(tiles, P)
-    V2, M, M4, ZERO, EDGE, _ = scratch_layout(P, tiles, Cin, Cout)
-    for r in range(8):
-        if 0 <= y0 + r < Hs:
-            winograd_input_row(block, src, y0 + r, phase, tiles, s, r * T * 8 * Cin, EDGE)
-        else:
-            for i in range(r * T * 8 * Cin, (r + 1) * T * 8 * Cin, L):  # v[r] = 0, a vector at a time
-                copy_vector(block, s, ZERO, s, i)
-    step_in, step_out = P * 8 * Cin, P * 8 * Cout  # v2's and m's point-row strides
+    step_in, step_out, V2, M, M4, ZERO, EDGE, _ = scratch_layout(P, Cin, Cout)
     Wd = dst.shape[1]
     for t in range(0, tiles, P):
         t0 = min(t, max(tiles - P, 0))  # the last block ends at the last tile
-        for q in range(0, step_in, L):  # column transform of tiles t0 .. t0 + P - 1
-            winograd_input_vector(block, s, t0 * 8 * Cin + q, T * 8 * Cin, s, V2 + q, step_in)
+        for r in range(8):  # row transforms of tiles t0 .. t0 + P - 1 (past the last tile: unused)
+            if 0 <= y0 + r < Hs:
+                winograd_input_row(block, src, y0 + r, phase, t0, s, r * step_in, EDGE)
+            else:
+                for i in range(r * step_in, r * step_in + P * 8 * Cin, L):  # v[r] = 0, a vector at a time
+                    copy_vector(block, s, ZERO, s, i)
+        for q in range(0, P * 8 * Cin, L):  # column transform
+            winograd_input_vector(block, s, q, step_in, s, V2 + q, step_in)
         for i in range(8):
             for j in range(8):
-                v2 = V2 + (i * P * 8 + j) * Cin  # v2[i, 0, j, 0]
+                v2 = V2 + i * step_in + j * Cin  # v2[i, 0, j, 0]
                 for g in range(0, Cout, block_channels(block)):
                     acc = block_zero(block)
                     w0 = (i * 8 + j) * Cin * Cout + g  # u[i, j, 0, g]
                     for c in range(Cin):
                         acc = block_fma_broadcast(acc, s, v2 + c, 8 * Cin, u, w0 + c * Cout)
-                    block_store(acc, s, M + (i * P * 8 + j) * Cout + g, 8 * Cout, P, False)  # m[i, p, j, g:]
-        for q in range(0, step_out, L):  # column output transform: 8 point rows -> 4 rows
+                    block_store(acc, s, M + i * step_out + j * Cout + g, 8 * Cout, P, False)  # m[i, p, j, g:]
+        for q in range(0, P * 8 * Cout, L):  # column output transform: 8 point rows -> 4 rows
             winograd_output_vector(block, s, M + q, step_out, s, ZERO, s, M4 + q, step_out, 0, 4, False)
         for o in range(4):
             if lo <= y0 + o < hi:
                 for p in range(min(P, tiles)):  # row output transform + bias, columns inside [0, width)
                     x = 4 * (t0 + p) - phase
                     for c in range(0, Cout, L):
-                        winograd_output_vector(block, s, M4 + (o * P + p) * 8 * Cout + c, Cout, b, c,
+                        winograd_output_vector(block, s, M4 + o * step_out + p * 8 * Cout + c, Cout, b, c,
                                                dst, ((dy + y0 + o) * Wd + dx + x) * Cout + c, Cout,
                                                max(-x, 0), min(width - x, 4), relu)
 
