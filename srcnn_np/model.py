@@ -21,6 +21,7 @@ import numpy as np
 
 from .config import __version__
 from .cpu import kernels
+from .cpu.simd import aligned_copy, aligned_empty
 from .geometry import DEFAULT_TILE, edge_margin, tile_windows
 from .color import ycbcr_plane, ycbcr_to_rgb
 from .options import (DEFAULT_DEVICE, DEFAULT_EDGES, DEFAULT_FLUX_UNITS, DEFAULT_MODE, DEFAULT_STRETCH, DEVICES,
@@ -46,11 +47,11 @@ class KernelWeights:
 
     @classmethod
     def from_weights(cls, w: Weights):
-        def hwio(oihw):
-            return np.ascontiguousarray(oihw.transpose(2, 3, 1, 0), dtype=np.float32)
+        def hwio(oihw):  # on a cache line, like the maps (aligned_empty)
+            return aligned_copy(oihw.transpose(2, 3, 1, 0))
 
         def vec(bias):  # a writable copy: read-only arrays would make Numba compile another version
-            return np.array(bias, dtype=np.float32)
+            return aligned_copy(bias)
 
         return cls(hwio(w.conv1_weight), vec(w.conv1_bias), hwio(w.conv2_weight), vec(w.conv2_bias),
                    hwio(w.conv3_weight), vec(w.conv3_bias), int(w.scale))
@@ -72,7 +73,7 @@ class Workspace:
         storage = self.storage.get(name)
         if storage is None or storage.size < size:
             storage = self.storage[name] = None  # free the old storage before allocating the new
-            storage = self.storage[name] = np.empty(size, dtype=np.float32)
+            storage = self.storage[name] = aligned_empty(size)
         return kernels.padded_map(h, w, channels, pad, storage)
 
 

@@ -38,7 +38,7 @@ from numba.extending import register_jitable
 from .. import bicubic_taps
 from ..config import JIT_OPTIONS
 from . import isa, notice, threads, winograd  # noqa: F401 (notice: the first-compile line on stderr)
-from .simd import (block_bias, block_channels, block_fma_broadcast, block_fma_elementwise, block_pixels, block_store,
+from .simd import (aligned_empty, block_bias, block_channels, block_fma_broadcast, block_fma_elementwise, block_pixels, block_store,
                    block_sum_store, block_zero)
 from .winograd_rows import WINDOW_HALO, copy_row, fill_row, winograd_scratch, winograd_tile_row, winograd_weights  # noqa: F401 (WINDOW_HALO: model tiles by it)
 
@@ -56,10 +56,13 @@ def padded_map(h: int, w: int, channels: int, pad: int, storage=None) -> np.ndar
     storage None: a new zeroed array. Otherwise a flat float32 array, at least as large, that the
     map is laid into (reusing memory from window to window): its border is zeroed, its interior
     [pad:pad + h, pad:pad + w] is left as it was, for the kernel that fills the map to overwrite.
+    Both start on a cache line when storage does (simd.aligned_empty).
     """
     shape = (h + 2 * pad, ceil_block(w) + 2 * pad, channels)
     if storage is None:
-        return np.zeros(shape, dtype=np.float32)
+        m = aligned_empty(shape)
+        m[...] = 0
+        return m
     m = storage[:shape[0] * shape[1] * shape[2]].reshape(shape)
     m[:pad] = 0
     m[pad + h:] = 0

@@ -11,8 +11,8 @@ from numba.extending import register_jitable
 
 from ..geometry import HALO
 from . import winograd
-from .simd import (block_channels, block_fma_broadcast, block_lanes, block_pixels, block_store, block_zero,
-                   copy_vector, winograd_input_vector, winograd_output_vector)
+from .simd import (aligned_copy, block_channels, block_fma_broadcast, block_lanes, block_pixels, block_store,
+                   block_zero, copy_vector, winograd_input_vector, winograd_output_vector)
 
 
 @register_jitable
@@ -151,7 +151,7 @@ def winograd_tile_row(block, src, y0, phase, tiles, u, b, width, relu, lo, hi, d
 
 @lru_cache(maxsize=8)
 def _winograd_weights(data: bytes, shape: tuple) -> np.ndarray:
-    return winograd.transform_weights(np.frombuffer(data, np.float32).reshape(shape))
+    return aligned_copy(winograd.transform_weights(np.frombuffer(data, np.float32).reshape(shape)))
 
 
 def winograd_weights(w: np.ndarray) -> np.ndarray:
