@@ -360,12 +360,40 @@ def _linear_combination(builder, e, coefficients, load_term, coefficient_vector)
     return acc
 
 
+def _sign_pairs(matrix):
+    """Rows of matrix as singles and sign pairs: [(j, None, None)] or [(j, j2, same)], where row j2
+    equals row j on the columns in `same` and is its negative on the others (a point and its
+    negative: +-1, +-2, +-1/2). A pair costs one even and one odd sum and their sum and difference."""
+    rows, used = [], set()
+    for j, row in enumerate(matrix):
+        if j in used:
+            continue
+        for j2 in range(j + 1, len(matrix)):
+            other = matrix[j2]
+            same = [k for k, c in enumerate(row) if c != 0 and other[k] == c]
+            flipped = [k for k, c in enumerate(row) if c != 0 and other[k] == -c]
+            if same and flipped and len(same) + len(flipped) == sum(1 for c in other if c != 0) \
+                    and len(same) + len(flipped) == sum(1 for c in row if c != 0) and j2 not in used:
+                rows.append((j, j2, same))
+                used.add(j2)
+                break
+        else:
+            rows.append((j, None, None))
+    return rows
+
+
+_BT_ROWS = _sign_pairs(winograd.BT.tolist())
+_BT_EVEN_INPUTS = sorted({k for _, pair, same in _BT_ROWS if pair is not None for k in same})  # 2, 4, 6
+
+
 @intrinsic
 def winograd_input_vector(typingctx, block, src, s, step, v, d, vstep):
     """v.flat[d + j * vstep:][:lanes] = sum_k BT[j, k] src.flat[s + k * step:][:lanes], j, k < 8.
 
     The input transform of one Winograd tile (srcnn_np.cpu.winograd), `lanes` channels at a time:
-    44 multiply-adds, each with its input loaded from memory (L1), and 8 stores.
+    17 loads, 8 stores, and 30 adds and multiply-adds: rows of the points +-a are the sum and the
+    difference of one even and one odd part (_sign_pairs), instead of 44 loads and multiply-adds
+    (fused conv2 + conv3 in 0.93x the time on Zen 3).
     """
     _check_c_float32(src)
     _check_c_float32(v)
@@ -376,13 +404,30 @@ def winograd_input_vector(typingctx, block, src, s, step, v, d, vstep):
         at = [s_v]
         for _k in range(1, winograd.POINTS):
             at.append(builder.add(at[-1], step_v))
-        out = d_v
-        coef = _coefficient_vectors(e, builder, _opaque_table(builder, "srcnn_np_winograd_BT", winograd.BT), winograd.BT)
-        for j, row in enumerate(winograd.BT):  # inputs loaded where used: kept in registers they would spill on AVX2
-            x = _linear_combination(builder, e, row, lambda k: e.load(sig.args[1], src_v, at[k]),
-                                    lambda k, j=j: coef(j, k))
-            e.store(x, sig.args[4], v_v, out)
-            out = builder.add(out, vstep_v)
+        bt = winograd.BT.tolist()
+        coef = _coefficient_vectors(e, builder, _opaque_table(builder, "srcnn_np_winograd_BT", bt), bt)
+
+        # The inputs that every even part reads are loaded once; the others where used (kept in
+        # registers too, they spill: the stores to v in between keep LLVM from merging the loads).
+        kept = {k: e.load(sig.args[1], src_v, at[k]) for k in _BT_EVEN_INPUTS}
+
+        def load(k):
+            return kept[k] if k in kept else e.load(sig.args[1], src_v, at[k])
+
+        def part(j, columns):
+            return _linear_combination(builder, e, [bt[j][k] if k in columns else 0.0 for k in range(len(at))],
+                                       load, lambda k, j=j: coef(j, k))
+
+        def store(j, value):
+            e.store(value, sig.args[4], v_v, builder.add(d_v, builder.mul(vstep_v, ir.Constant(vstep_v.type, j))))
+
+        for j, j2, same in _BT_ROWS:
+            if j2 is None:
+                store(j, part(j, range(len(at))))
+            else:
+                even, odd = part(j, same), part(j, [k for k in range(len(at)) if k not in same])
+                store(j, builder.fadd(even, odd))
+                store(j2, builder.fsub(even, odd))
         return context.get_dummy_value()
 
     return types.none(block, src, s, step, v, d, vstep), codegen
