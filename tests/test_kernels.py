@@ -3,8 +3,8 @@ register-block variant (AVX-512, AVX2, 4 lanes: any of them runs on any CPU)."""
 import numpy as np
 import pytest
 
-from srcnn_np.cpu import isa, kernels, winograd
-from srcnn_np.model import KernelWeights, forward_stages
+from srcnn_np.cpu import isa, kernels, simd, winograd
+from srcnn_np.model import KernelWeights, Workspace, forward_stages, upsample_conv1
 
 from . import naive
 from .checks import assert_close
@@ -114,6 +114,29 @@ def test_forward_stages_match_naive_stage_by_stage(shape, block):
     for name in want:
         assert got[name].shape == want[name].shape and got[name].dtype == np.float32, name
         assert_close(f"stage {name} of {shape} {block.name}", got[name], want[name], 2e-5)
+
+
+@pytest.mark.parametrize("shape", [(1,), (3,), (17, 5), (7, 12, 64), (534, 536, 64)])
+def test_aligned_arrays_start_on_a_cache_line(shape):
+    a = simd.aligned_empty(shape)
+    assert a.shape == shape and a.dtype == np.float32 and a.flags.c_contiguous and a.flags.writeable
+    assert a.ctypes.data % simd.CACHE_LINE == 0, f"{shape}: starts {a.ctypes.data % simd.CACHE_LINE} bytes into a line"
+    src = np.arange(np.prod(shape), dtype=np.float64).reshape(shape)
+    b = simd.aligned_copy(src)
+    assert b.dtype == np.float32 and b.ctypes.data % simd.CACHE_LINE == 0 and (b == src.astype(np.float32)).all()
+
+
+def test_the_model_maps_and_weights_start_on_cache_lines():
+    """What the kernels read with vector loads: the padded maps (new or laid into a Workspace's
+    storage), the weights and the Winograd weights; NumPy alone starts large arrays 16 bytes in."""
+    ws = Workspace()
+    lr = np.random.default_rng(0).random((267, 267), dtype=np.float32)
+    up, conv1 = upsample_conv1(lr, KW, 0, 0, 534, 534, ws)  # a default window (512 + 2 halos)
+    arrays = {"upsampled": up, "conv1": conv1, "padded_map": kernels.padded_map(9, 13, 64, 2),
+              "winograd weights": kernels.winograd_weights(KW.w2),
+              **{name: getattr(KW, name) for name in ("w1", "b1", "w2", "b2", "w3", "b3")}}
+    off = {name: a.ctypes.data % simd.CACHE_LINE for name, a in arrays.items()}
+    assert not any(off.values()), f"bytes into a cache line: {off}"
 
 
 def test_padded_map_in_reused_storage_zeroes_all_but_the_interior():
