@@ -38,8 +38,8 @@ from numba.extending import register_jitable
 from .. import bicubic_taps
 from ..config import JIT_OPTIONS
 from . import isa, notice, threads, winograd  # noqa: F401 (notice: the first-compile line on stderr)
-from .simd import (aligned_empty, block_bias, block_channels, block_fma_broadcast, block_fma_elementwise, block_pixels, block_store,
-                   block_sum_store, block_zero)
+from .simd import (aligned_empty, block_bias, block_channels, block_fma_broadcast, block_fma_elementwise, block_pixels,
+                   block_store, block_sum_store, block_zero)
 from .winograd_rows import WINDOW_HALO, copy_row, fill_row, winograd_scratch, winograd_tile_row, winograd_weights  # noqa: F401 (WINDOW_HALO: model tiles by it)
 
 PIXEL_BLOCK = isa.MAX_PIXELS  # padded maps have whole multiples of this many columns

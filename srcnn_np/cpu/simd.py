@@ -8,7 +8,8 @@ so one kernel source compiles to the block of each variant: a kernel names its s
 BlockShape constant (a global or closure variable) and passes it to block_bias / block_zero.
 
 Arrays are C-contiguous float32, addressed by a flat element offset; callers keep every vector
-inside the array. Multiply-adds use llvm.fmuladd: one FMA where the target has FMA (one rounding),
+inside the array (aligned_empty makes arrays that start on a cache line, so that no vector load
+straddles two). Multiply-adds use llvm.fmuladd: one FMA where the target has FMA (one rounding),
 a multiply and an add where it has not (SSE), never a library call.
 
 Numba's on-disk cache is stamped by the source file of each cached function (kernels.py), not by
@@ -370,10 +371,10 @@ def _sign_pairs(matrix):
             continue
         for j2 in range(j + 1, len(matrix)):
             other = matrix[j2]
+            if j2 in used or any(abs(a) != abs(c) for a, c in zip(row, other)):
+                continue
             same = [k for k, c in enumerate(row) if c != 0 and other[k] == c]
-            flipped = [k for k, c in enumerate(row) if c != 0 and other[k] == -c]
-            if same and flipped and len(same) + len(flipped) == sum(1 for c in other if c != 0) \
-                    and len(same) + len(flipped) == sum(1 for c in row if c != 0) and j2 not in used:
+            if 0 < len(same) < sum(c != 0 for c in row):  # some terms agree, the others flip sign
                 rows.append((j, j2, same))
                 used.add(j2)
                 break
